@@ -1,0 +1,50 @@
+# Self-documenting Makefile: `make help` lists the targets with their ## comments.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*##/ {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: uv
+uv: ## Install the pinned uv if it is missing
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
+		|| python3 -m pip install --quiet "uv==$(UV_VERSION)"
+
+.PHONY: install
+install: uv ## Create .venv with every package of the workspace, exactly as uv.lock pins them
+	$(UV) sync --all-packages --frozen
+
+.PHONY: system-deps
+system-deps: ## Install the servers and browser the integration tests run for real (Debian packages)
+	bash scripts/system-deps.sh
+
+.PHONY: run
+run: install ## Run the platform's main job on the embedded default (offline sample if no Hub)
+	bash scripts/run-local.sh
+
+.PHONY: test
+test: install system-deps ## Run the whole test suite (unit, integration, e2e)
+	$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+.PHONY: test-fast
+test-fast: install ## Run the tests not marked slow
+	$(UV) run --frozen pytest -m "not slow" $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: install ## ruff check + ruff format --check + mypy
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy libs/core/src services/serve/src
+
+.PHONY: format
+format: install ## Format and auto-fix with ruff
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+.PHONY: clean
+clean: ## Remove caches (keeps data/, models/, .venv)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache

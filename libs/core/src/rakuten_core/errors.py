@@ -1,0 +1,51 @@
+"""Domain exceptions shared by every service.
+
+Serving maps them to HTTP statuses in one place; CLIs map them to exit codes. Messages are
+written for the person who sent the input and never contain secrets or raw image bytes.
+"""
+
+from __future__ import annotations
+
+
+class RakutenError(Exception):
+    """Base class of every error the platform raises on purpose."""
+
+
+class InvalidInputError(RakutenError):
+    """The input is malformed or violates a documented limit (HTTP 422, CLI exit 2)."""
+
+
+class InputTooLargeError(InvalidInputError):
+    """The input is over a size limit (bytes, pixels, characters) (HTTP 413)."""
+
+
+class UnsupportedMediaError(InvalidInputError):
+    """The bytes are not an image of an accepted format, whatever they claim to be (HTTP 415)."""
+
+
+class ModelUnavailableError(RakutenError):
+    """No usable model is loaded or the bundle cannot be read (HTTP 503)."""
+
+
+class BundleError(ModelUnavailableError):
+    """A model bundle is missing files, has an unknown schema version or is inconsistent."""
+
+
+class OverloadedError(RakutenError):
+    """The service is at capacity and asks the caller to retry later (HTTP 503 + Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DataValidationError(RakutenError):
+    """The data cannot be used for training (missing columns, unknown labels, ...)."""
+
+
+class DownloadError(RakutenError):
+    """Data could not be fetched or failed verification."""
+
+
+class ConfigurationError(RakutenError):
+    """Settings are missing or unsafe for the current environment."""
