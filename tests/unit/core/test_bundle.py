@@ -1,0 +1,127 @@
+"""save_bundle / load_bundle: round trip, atomic replacement, and every way a bundle is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rakuten_core.bundle import (
+    METADATA_FILE,
+    MODEL_FILE,
+    BundleMetadata,
+    load_bundle,
+    read_metadata,
+    save_bundle,
+)
+from rakuten_core.categories import CATEGORIES
+from rakuten_core.errors import BundleError, ModelUnavailableError
+from rakuten_core.image import blank_image
+from rakuten_core.inputs import model_inputs
+
+SIZE = 8
+
+
+def _tiny_model(n_classes: int) -> Any:
+    """A real Keras model with the contract's three inputs (vectoriser inside the model)."""
+    import keras
+
+    text = keras.Input(shape=(1,), dtype="string", name="text")
+    image = keras.Input(shape=(SIZE, SIZE, 3), dtype="uint8", name="image")
+    has_image = keras.Input(shape=(1,), dtype="float32", name="has_image")
+    vectorizer = keras.layers.TextVectorization(max_tokens=50, output_mode="multi_hot")
+    vectorizer.adapt(["piscine gonflable", "livre ancien", "jeu de société"])
+    words = keras.layers.Flatten()(vectorizer(text))
+    pixels = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(image))
+    fused = keras.layers.Concatenate()([words, pixels, has_image])
+    out = keras.layers.Dense(n_classes, activation="softmax")(fused)
+    return keras.Model({"text": text, "image": image, "has_image": has_image}, out)
+
+
+def _metadata(**overrides: Any) -> BundleMetadata:
+    fields: dict[str, Any] = {
+        "model_version": "test-1",
+        "categories": list(CATEGORIES),
+        "image_size": SIZE,
+        "metrics": {"weighted_f1": 0.5},
+    }
+    fields.update(overrides)
+    return BundleMetadata(**fields)
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> Any:
+    return _tiny_model(len(CATEGORIES))
+
+
+@pytest.mark.slow
+def test_round_trip_predicts_the_same_probabilities(tmp_path: Path, tiny_model: Any) -> None:
+    path = save_bundle(tmp_path / "bundle", tiny_model, _metadata())
+    assert sorted(p.name for p in path.iterdir()) == [METADATA_FILE, MODEL_FILE]
+    bundle = load_bundle(path)
+    assert bundle.metadata.model_version == "test-1"
+    assert bundle.categories.code_of(0) == CATEGORIES[0].code
+    inputs = model_inputs(
+        ["Piscine gonflable", ""], [np.full((SIZE, SIZE, 3), 90, np.uint8), None], image_size=SIZE
+    )
+    probs = bundle.predict_proba(inputs)
+    assert probs.shape == (2, len(CATEGORIES))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(probs, np.asarray(tiny_model.predict_on_batch(inputs)), rtol=1e-6)
+    assert bundle.predict_proba(model_inputs([], [], image_size=SIZE)).shape == (0, 27)
+
+
+@pytest.mark.slow
+def test_saving_over_an_existing_bundle_replaces_it(tmp_path: Path, tiny_model: Any) -> None:
+    save_bundle(tmp_path / "b", tiny_model, _metadata(model_version="v1"))
+    save_bundle(tmp_path / "b", tiny_model, _metadata(model_version="v2"))
+    assert read_metadata(tmp_path / "b").model_version == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no staging or backup left
+
+
+@pytest.mark.slow
+def test_a_model_whose_classes_disagree_with_the_metadata_is_refused(tmp_path: Path) -> None:
+    save_bundle(tmp_path / "b", _tiny_model(5), _metadata())
+    with pytest.raises(BundleError, match="outputs 5 classes but bundle.json lists 27"):
+        load_bundle(tmp_path / "b")
+
+
+def test_missing_directory_or_files_are_bundle_errors(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="not a model bundle"):
+        load_bundle(tmp_path / "nowhere")
+    (tmp_path / METADATA_FILE).write_text(_metadata().model_dump_json())
+    with pytest.raises(BundleError, match=r"model\.keras not found"):
+        load_bundle(tmp_path)
+    assert issubclass(BundleError, ModelUnavailableError)
+
+
+def test_corrupt_model_file_is_a_bundle_error(tmp_path: Path) -> None:
+    (tmp_path / METADATA_FILE).write_text(_metadata().model_dump_json())
+    (tmp_path / MODEL_FILE).write_bytes(b"PK\x03\x04 not really a keras zip")
+    with pytest.raises(BundleError, match="could not be loaded"):
+        load_bundle(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"schema_version": 99}), "schema_version 99"),
+        (json.dumps(["a list"]), "schema_version None"),
+        (json.dumps({"schema_version": 1, "model_version": "x"}), "invalid"),
+    ],
+)
+def test_bad_metadata_is_refused_with_a_reason(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / METADATA_FILE).write_text(content)
+    with pytest.raises(BundleError, match=message):
+        read_metadata(tmp_path)
+
+
+def test_metadata_round_trips_through_json() -> None:
+    meta = _metadata(reference={"class_prior": [1 / 27] * 27}, git_commit="abc123")
+    again = BundleMetadata.model_validate_json(meta.model_dump_json())
+    assert again == meta
+    assert blank_image(SIZE).shape == (SIZE, SIZE, 3)
