@@ -1,0 +1,142 @@
+"""``rakuten-data``: the data pipeline steps, one command per DVC stage.
+
+Exit codes: 0 success, 1 runtime failure (Hub unreachable, download failed verification),
+2 bad input (unusable raw data, impossible parameters).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rakuten_core.errors import DownloadError, InvalidInputError, RakutenError
+from rakuten_core.logs import configure_logging
+from rakuten_data.prepare import PreparationError, PrepareOptions, prepare
+from rakuten_data.report import DataReport
+from rakuten_data.sample import DEFAULT_LABEL_TABLE, SampleSpec, write_sample
+from rakuten_data.settings import DataSettings, get_settings
+
+app = typer.Typer(
+    help="Rakuten data service: download, generate a sample, validate and prepare.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+logger = logging.getLogger(__name__)
+
+EXIT_RUNTIME = 1
+EXIT_BAD_INPUT = 2
+
+
+def _setup() -> DataSettings:
+    settings = get_settings()
+    configure_logging("data", log_dir=settings.log_dir, level=settings.log_level)
+    return settings
+
+
+def _exit_for(error: RakutenError) -> typer.Exit:
+    """Print ``error`` for the user and map it to the documented exit code."""
+    typer.echo(f"error: {error}", err=True)
+    if isinstance(error, (InvalidInputError, PreparationError)):
+        return typer.Exit(EXIT_BAD_INPUT)
+    return typer.Exit(EXIT_RUNTIME)
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option(help="Raw data directory to write.")] = Path("data/raw"),
+    train_rows: Annotated[int, typer.Option(min=27, help="Labelled training rows.")] = 2000,
+    test_rows: Annotated[int, typer.Option(min=0, help="Unlabelled test rows.")] = 200,
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 42,
+    image_size: Annotated[int, typer.Option(help="Side of the square JPEGs, in pixels.")] = 64,
+    ambiguous_fraction: Annotated[
+        float, typer.Option(help="Share of pictures drawn in another class's style.")
+    ] = 0.15,
+    label_table: Annotated[
+        Path | None,
+        typer.Option(help="Real label table for the class distribution (built-in copy if absent)."),
+    ] = DEFAULT_LABEL_TABLE,
+) -> None:
+    """Write a deterministic synthetic dataset in the raw layout, for offline runs."""
+    _setup()
+    spec = SampleSpec(
+        train_rows=train_rows,
+        test_rows=test_rows,
+        seed=seed,
+        image_size=image_size,
+        ambiguous_fraction=ambiguous_fraction,
+    )
+    started = time.perf_counter()
+    try:
+        summary = write_sample(out, spec, label_table=label_table)
+    except RakutenError as exc:
+        raise _exit_for(exc) from None
+    smallest = min(summary.train_class_counts.values())
+    largest = max(summary.train_class_counts.values())
+    typer.echo(
+        f"sample written to {out}: {summary.train_rows} train rows, {summary.test_rows} test rows,"
+        f" {len(summary.train_class_counts)} classes ({smallest} to {largest} rows per class)"
+        f" in {time.perf_counter() - started:.1f}s"
+    )
+
+
+def _echo_report(report: DataReport, *, err: bool = False) -> None:
+    for item in report.issues:
+        typer.echo(f"  {item.severity:<7} [{item.code}] {item.message}", err=err)
+        for example in item.examples[:3]:
+            typer.echo(f"            e.g. {example}", err=err)
+
+
+@app.command(name="prepare")
+def prepare_command(
+    raw: Annotated[Path, typer.Option(help="Raw data directory (read only).")] = Path("data/raw"),
+    out: Annotated[Path, typer.Option(help="Where the tables and report go.")] = Path(
+        "data/processed"
+    ),
+    val_size: Annotated[float, typer.Option(help="Share of rows for validation.")] = 0.1,
+    test_size: Annotated[float, typer.Option(help="Share of rows for the test split.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the stratified split.")] = 42,
+    min_class_rows: Annotated[
+        int, typer.Option(min=1, help="Fail when a present class has fewer rows than this.")
+    ] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Threads decoding images.")] = 2,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Validate the raw data, clean texts, split train/val/test, write parquet + report."""
+    _setup()
+    options = PrepareOptions(
+        val_size=val_size,
+        test_size=test_size,
+        seed=seed,
+        min_class_rows=min_class_rows,
+        workers=workers,
+        progress=progress,
+    )
+    started = time.perf_counter()
+    try:
+        report = prepare(raw, out, options)
+    except PreparationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        typer.echo("all issues found (also in the report):", err=True)
+        _echo_report(exc.report, err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except RakutenError as exc:
+        raise _exit_for(exc) from None
+    splits = ", ".join(f"{name} {s.rows}" for name, s in report.splits.items())
+    typer.echo(
+        f"prepared {report.rows} of {report.raw_rows} rows from {raw} into {out} ({splits}); "
+        f"images: {report.images.present} readable, {report.images.missing} missing, "
+        f"{report.images.unreadable} unreadable; {len(report.warnings)} warnings; "
+        f"fingerprint {report.fingerprint[:12]}; {time.perf_counter() - started:.1f}s"
+    )
+    _echo_report(report)
+
+
+def main() -> None:  # pragma: no cover - console entry point, exercised through `app`
+    app()
+
+
+__all__ = ["DownloadError", "app", "main"]
