@@ -1,0 +1,105 @@
+"""``rakuten-predict``: batch prediction over a challenge-format CSV and its image folder.
+
+Exit codes: 0 success; 2 bad input (malformed CSV naming its line, missing file or folder, labels
+not covering the rows, bad option); 3 model unavailable (bundle missing or unreadable, MLflow
+URI that cannot be resolved).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rakuten_core.bundle import load_bundle
+from rakuten_core.errors import InvalidInputError, ModelUnavailableError
+from rakuten_core.logs import configure_logging
+from rakuten_core.settings import RakutenSettings
+from rakuten_predict.model_source import resolve_model
+from rakuten_predict.runner import RunConfig, check_inputs, run_prediction, write_json
+
+app = typer.Typer(
+    help="Batch prediction of Rakuten product types from a CSV and an image folder.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+logger = logging.getLogger(__name__)
+
+EXIT_BAD_INPUT = 2
+EXIT_MODEL_UNAVAILABLE = 3
+
+
+@app.callback()
+def main() -> None:
+    """Batch prediction of Rakuten product types (``predict``)."""
+
+
+@app.command()
+def predict(
+    model: Annotated[
+        str, typer.Option(help="Bundle directory, or MLflow URI such as models:/rakuten@champion")
+    ],
+    csv: Annotated[
+        Path, typer.Option(help="Products CSV: ,designation,description,productid,imageid")
+    ],
+    images: Annotated[Path, typer.Option(help="Folder of image_<imageid>_product_<productid>.jpg")],
+    out: Annotated[Path, typer.Option(help="Predictions CSV to write")],
+    summary: Annotated[
+        Path | None, typer.Option(help="Summary JSON [default: <out>.summary.json]")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Y-format labels (,prdtypecode) aligned on the index column")
+    ] = None,
+    metrics: Annotated[
+        Path | None, typer.Option(help="Metrics JSON to write (needs --labels)")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per model call")] = 256,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Image decode threads (0 = one per core, 2..8)")
+    ] = 0,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr")] = True,
+) -> None:
+    """Predict every product of CSV; write predictions, a summary and (with labels) metrics."""
+    settings = RakutenSettings()
+    configure_logging("predict", log_dir=settings.log_dir, level=settings.log_level)
+    if metrics is not None and labels is None:
+        typer.echo("error: --metrics needs --labels", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
+
+    config = RunConfig(
+        csv=csv,
+        images=images,
+        out=out,
+        batch_size=batch_size,
+        workers=workers,
+        labels=labels,
+        progress=progress,
+    )
+    try:
+        checked = check_inputs(config)  # before the (slow) model load: bad input fails fast
+        resolved = resolve_model(model)
+        bundle = load_bundle(resolved.path)
+        document = run_prediction(bundle, config, checked)
+    except InvalidInputError as exc:
+        logger.error("%s", exc)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except ModelUnavailableError as exc:
+        logger.error("%s", exc)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_MODEL_UNAVAILABLE) from None
+    document["model"]["source"] = resolved.source
+    summary_path = summary or out.with_suffix(".summary.json")
+    write_json(summary_path, document)
+    if metrics is not None:
+        write_json(metrics, document["metrics"])
+    throughput = document["throughput"]
+    typer.echo(
+        f"{document['rows']} rows -> {out} ({throughput['rows_per_second']} rows/s); "
+        f"summary {summary_path}"
+        + (f"; weighted F1 {document['metrics']['f1_weighted']:.4f}" if labels else "")
+    )

@@ -1,0 +1,121 @@
+"""The streaming prediction loop: parallel preprocessing overlapped with model calls.
+
+Rows arrive in batches from the CSV reader. Each row's text cleaning and image decoding run in a
+thread pool (Pillow's JPEG decoder releases the GIL), ``prefetch`` batches ahead of the model, so
+while TensorFlow predicts batch *k* the pool is already decoding batches *k+1..k+prefetch*. At
+most ``(prefetch + 1) * batch_size`` decoded images are alive at any time: memory is bounded by
+the batch size, never by the file size.
+
+Preprocessing is exactly the serving path's: :func:`rakuten_core.text.product_text`,
+:func:`rakuten_core.image.decode_image` (through ``decode_image_file``) and
+:func:`rakuten_core.inputs.model_inputs`; nothing here transforms text or pixels itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rakuten_core.dataset import image_filename
+from rakuten_core.errors import InvalidInputError
+from rakuten_core.image import ImageArray, decode_image_file
+from rakuten_core.inputs import ModelInputs, model_inputs
+from rakuten_core.text import product_text
+from rakuten_predict.reader import ProductRow
+
+logger = logging.getLogger(__name__)
+
+ImageStatus = Literal["ok", "missing", "unreadable"]
+
+
+class Predictor(Protocol):
+    """What the loop needs from a model: :class:`rakuten_core.bundle.Bundle` satisfies it."""
+
+    @property
+    def image_size(self) -> int: ...
+
+    def predict_proba(self, inputs: ModelInputs) -> NDArray[np.float32]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRow:
+    """A row after the shared preprocessing, with why its image is absent if it is."""
+
+    row: ProductRow
+    text: str
+    image: ImageArray | None
+    image_status: ImageStatus
+    image_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """Predicted probabilities ``(N, C)`` for ``rows``, in the bundle's category order."""
+
+    rows: list[PreparedRow]
+    probabilities: NDArray[np.float32]
+
+
+def prepare_row(row: ProductRow, *, images_dir: Path, image_size: int) -> PreparedRow:
+    """Clean the text and decode the image of one row; a bad image becomes ``None``."""
+    text = product_text(row.designation, row.description)
+    path = images_dir / image_filename(row.imageid, row.productid)
+    try:
+        image = decode_image_file(path, size=image_size)
+    except FileNotFoundError:
+        return PreparedRow(row, text, None, "missing")
+    except (InvalidInputError, OSError) as exc:
+        return PreparedRow(row, text, None, "unreadable", str(exc))
+    return PreparedRow(row, text, image, "ok")
+
+
+def predict_batches(
+    predictor: Predictor,
+    batches: Iterable[list[ProductRow]],
+    *,
+    images_dir: Path,
+    workers: int,
+    prefetch: int = 2,
+) -> Iterator[BatchResult]:
+    """Yield one :class:`BatchResult` per input batch, in input order."""
+    if workers < 1 or prefetch < 1:
+        raise ValueError("workers and prefetch must be >= 1")
+    size = predictor.image_size
+    source = iter(batches)
+    pending: deque[list[Future[PreparedRow]]] = deque()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+
+        def submit_next() -> None:
+            batch = next(source, None)
+            if batch is not None:
+                pending.append(
+                    [
+                        pool.submit(prepare_row, row, images_dir=images_dir, image_size=size)
+                        for row in batch
+                    ]
+                )
+
+        try:
+            for _ in range(prefetch):
+                submit_next()
+            while pending:
+                futures = pending.popleft()
+                submit_next()  # keep the pool busy while this batch goes through the model
+                prepared = [f.result() for f in futures]
+                inputs = model_inputs(
+                    [p.text for p in prepared], [p.image for p in prepared], image_size=size
+                )
+                yield BatchResult(prepared, predictor.predict_proba(inputs))
+        finally:
+            for futures in pending:  # an error or an abandoned generator: drop queued work
+                for future in futures:
+                    future.cancel()
