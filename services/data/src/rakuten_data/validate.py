@@ -44,7 +44,8 @@ def read_table(
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        snippet = data[max(0, exc.start - 30) : exc.start + 10].decode("utf-8", "replace")
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        snippet = data[start : exc.start + 20].decode("utf-8", "replace").split("\n")[0]
         issues.append(
             issue(
                 "encoding",
