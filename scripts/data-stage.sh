@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# DVC `data` stage: the raw data, from the Hugging Face Hub or generated offline.
+#
+# DVC has no conditional stages, so this one stage dispatches on `data.source` (params.yaml):
+#   hub     rakuten-data download --out OUT --revision REV
+#   sample  rakuten-data sample --out OUT --train-rows N --test-rows M --seed S
+# dvc.yaml passes every value explicitly (templated from params.yaml); nothing is read here.
+set -euo pipefail
+
+usage() {
+  echo "usage: $0 --source hub|sample --out DIR [--revision REV] [--train-rows N] [--test-rows M] [--seed S]" >&2
+  exit 2
+}
+
+source="" out="" revision="main" train_rows="" test_rows="" seed=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --source) source="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --revision) revision="$2"; shift 2 ;;
+    --train-rows) train_rows="$2"; shift 2 ;;
+    --test-rows) test_rows="$2"; shift 2 ;;
+    --seed) seed="$2"; shift 2 ;;
+    *) usage ;;
+  esac
+done
+[[ -n "$source" && -n "$out" ]] || usage
+
+case "$source" in
+  hub)
+    exec rakuten-data download --out "$out" --revision "$revision"
+    ;;
+  sample)
+    args=(--out "$out")
+    [[ -n "$train_rows" ]] && args+=(--train-rows "$train_rows")
+    [[ -n "$test_rows" ]] && args+=(--test-rows "$test_rows")
+    [[ -n "$seed" ]] && args+=(--seed "$seed")
+    exec rakuten-data sample "${args[@]}"
+    ;;
+  *)
+    echo "data.source must be 'hub' or 'sample', got '$source'" >&2
+    exit 2
+    ;;
+esac
