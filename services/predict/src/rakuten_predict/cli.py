@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -81,8 +82,9 @@ def predict(
     )
     try:
         checked = check_inputs(config)  # before the (slow) model load: bad input fails fast
-        resolved = resolve_model(model)
-        bundle = load_bundle(resolved.path)
+        with tempfile.TemporaryDirectory(prefix="rakuten-predict-model-") as download:
+            resolved = resolve_model(model, download_dir=Path(download))
+            bundle = load_bundle(resolved.path)  # fully in memory: the download can go
         document = run_prediction(bundle, config, checked)
     except InvalidInputError as exc:
         logger.error("%s", exc)
@@ -93,6 +95,7 @@ def predict(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_MODEL_UNAVAILABLE) from None
     document["model"]["source"] = resolved.source
+    document["model"]["registry_version"] = resolved.registry_version
     summary_path = summary or out.with_suffix(".summary.json")
     write_json(summary_path, document)
     if metrics is not None:

@@ -21,6 +21,7 @@ class ResolvedModel:
 
     path: Path
     source: str
+    registry_version: str | None = None
 
 
 def is_mlflow_uri(spec: str) -> bool:
@@ -65,4 +66,22 @@ def resolve_model(spec: str, *, download_dir: Path | None = None) -> ResolvedMod
     except Exception as exc:  # MlflowException, connection and permission errors alike
         raise ModelUnavailableError(f"cannot download {spec} from MLflow: {exc}") from exc
     logger.info("downloaded %s to %s", spec, local)
-    return ResolvedModel(_find_bundle_dir(Path(local)), spec)
+    return ResolvedModel(_find_bundle_dir(Path(local)), spec, _registry_version(spec))
+
+
+def _registry_version(spec: str) -> str | None:
+    """The registered version a ``models:/name@alias`` or ``models:/name/N`` URI points at."""
+    if not spec.startswith("models:/"):
+        return None
+    ref = spec.removeprefix("models:/").strip("/")
+    if "@" in ref:
+        from mlflow import MlflowClient  # noqa: PLC0415
+
+        name, alias = ref.split("@", 1)
+        try:
+            return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+        except Exception:  # the download worked; the version is only informative
+            logger.warning("could not read the version of %s", spec, exc_info=True)
+            return None
+    _, _, version = ref.rpartition("/")
+    return version if version.isdigit() else None
