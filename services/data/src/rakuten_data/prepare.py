@@ -79,24 +79,48 @@ def _class_issues(labels: pd.Series, options: PrepareOptions) -> list[Issue]:
     found: list[Issue] = []
     absent = [c for c in CODES if c not in counts.index]
     if absent:
-        found.append(issue("absent_classes", f"{len(absent)} categories have no rows",
-                           count=len(absent), examples=[str(c) for c in absent]))  # fmt: skip
+        found.append(
+            issue(
+                "absent_classes",
+                f"{len(absent)} categories have no rows",
+                count=len(absent),
+                examples=[str(c) for c in absent],
+            )
+        )
     too_small = counts[counts < options.min_class_rows]
     if len(too_small):
-        found.append(issue("class_too_small", f"{len(too_small)} classes have fewer than "
-                           f"--min-class-rows={options.min_class_rows} rows", severity="error",
-                           count=len(too_small),
-                           examples=[f"{c}: {n} rows" for c, n in too_small.items()]))  # fmt: skip
-    small = unsplittable_classes(labels.to_numpy(), val_size=options.val_size,
-                                 test_size=options.test_size)  # fmt: skip
+        found.append(
+            issue(
+                "class_too_small",
+                f"{len(too_small)} classes have fewer than "
+                f"--min-class-rows={options.min_class_rows} rows",
+                severity="error",
+                count=len(too_small),
+                examples=[f"{c}: {n} rows" for c, n in too_small.items()],
+            )
+        )
+    small = unsplittable_classes(
+        labels.to_numpy(), val_size=options.val_size, test_size=options.test_size
+    )
     if small:
-        found.append(issue("unsplittable_classes", f"{len(small)} classes are too small to appear "
-                           "in every split; all their rows go to train", count=len(small),
-                           examples=[f"{c}: {n} rows" for c, n in small.items()]))  # fmt: skip
+        found.append(
+            issue(
+                "unsplittable_classes",
+                f"{len(small)} classes are too small to appear "
+                "in every split; all their rows go to train",
+                count=len(small),
+                examples=[f"{c}: {n} rows" for c, n in small.items()],
+            )
+        )
     if counts.size < 2 or len(labels) - sum(small.values()) < 3:
-        found.append(issue("too_few_rows", f"{len(labels)} usable rows in {counts.size} classes: "
-                           "not enough for a stratified train/val/test split",
-                           severity="error"))  # fmt: skip
+        found.append(
+            issue(
+                "too_few_rows",
+                f"{len(labels)} usable rows in {counts.size} classes: "
+                "not enough for a stratified train/val/test split",
+                severity="error",
+            )
+        )
     return found
 
 
@@ -173,9 +197,15 @@ def prepare(raw: Path, out: Path, options: PrepareOptions) -> DataReport:
     )
     unusable = (frame["text"] == "") & (frame["image_path"] == "")
     if unusable.any():
-        issues.append(issue("unusable_rows", f"{int(unusable.sum())} rows have neither text nor "
-                            "a readable image and are dropped", count=int(unusable.sum()),
-                            examples=[f"row {i}" for i in frame.index[unusable]]))  # fmt: skip
+        issues.append(
+            issue(
+                "unusable_rows",
+                f"{int(unusable.sum())} rows have neither text nor "
+                "a readable image and are dropped",
+                count=int(unusable.sum()),
+                examples=[f"row {i}" for i in frame.index[unusable]],
+            )
+        )
         frame = frame[~unusable]
     issues.extend(_class_issues(frame[dataset.LABEL_COLUMN], options))
     report.images = images
