@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
+import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +101,15 @@ def _download(
     return result.exit_code, result.output
 
 
+def _pad_archive(hub: HubServer) -> None:
+    """Grow images.zip past one huggingface_hub chunk (10 MiB) with a member that is skipped."""
+    with zipfile.ZipFile(io.BytesIO(hub.state.files["images.zip"])) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    padding = np.random.default_rng(0).bytes(constants.DOWNLOAD_CHUNK_SIZE + 1024 * 1024)
+    members["rakuten/padding.bin"] = padding  # outside the image folders
+    hub.state.files["images.zip"] = _zip(members)
+
+
 def _image_names(out: Path, split_dir: str) -> set[str]:
     return {p.name for p in (out / "images" / split_dir).iterdir()}
 
@@ -167,11 +179,7 @@ def test_interrupted_download_resumes_with_a_range_request(
     huggingface_hub writes what it received in chunks of DOWNLOAD_CHUNK_SIZE (10 MiB), so it
     resumes from the last complete chunk: the archive is padded past one chunk to show it.
     """
-    with zipfile.ZipFile(io.BytesIO(hub.state.files["images.zip"])) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    padding = np.random.default_rng(0).bytes(constants.DOWNLOAD_CHUNK_SIZE + 1024 * 1024)
-    members["rakuten/padding.bin"] = padding  # outside the image folders: skipped on extraction
-    hub.state.files["images.zip"] = _zip(members)
+    _pad_archive(hub)
     cut = constants.DOWNLOAD_CHUNK_SIZE + 512 * 1024
     hub.state.cut_once["images.zip"] = cut
     out = tmp_path / "raw"
@@ -183,6 +191,47 @@ def test_interrupted_download_resumes_with_a_range_request(
     assert len(_image_names(out, "image_train")) == 8
     manifest = json.loads((out / MANIFEST_FILE).read_text())
     assert manifest["archive"]["sha256"] == hub.state.sha256("images.zip")
+
+
+@pytest.mark.slow
+def test_download_killed_mid_file_continues_in_the_next_run(
+    hub: HubServer, env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A process killed mid-archive leaves its partial file; the next run asks only for the rest.
+
+    huggingface_hub >= 1.0 alone would restart from byte 0 (it deletes its partial files), so
+    big files go through rakuten_data.transfer; the threshold is lowered to use it here.
+    """
+    _pad_archive(hub)
+    hub.state.stall_once["images.zip"] = constants.DOWNLOAD_CHUNK_SIZE + 512 * 1024
+    monkeypatch.setenv("RAKUTEN_HF_RESUMABLE_MIN_BYTES", str(1024 * 1024))
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    out, cache = tmp_path / "raw", tmp_path / "hf-cache"
+    command = [sys.executable, "-c", "from rakuten_data.cli import app; app()", "download",
+               "--out", str(out), "--cache-dir", str(cache), "--no-progress"]  # fmt: skip
+    sha = hub.state.sha256("images.zip")
+    part = cache / "rakuten-data" / REPO.replace("/", "--") / f"images.zip.{sha}.part"
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (part.is_file() and part.stat().st_size >= constants.DOWNLOAD_CHUNK_SIZE):
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "the first chunk never reached the disk"
+            time.sleep(0.05)
+        process.kill()  # no clean-up code runs: the harshest interruption
+    finally:
+        process.wait(timeout=30)
+        hub.state.release.set()
+    assert part.stat().st_size == constants.DOWNLOAD_CHUNK_SIZE
+
+    code, output = _download(monkeypatch, hub.url, out)
+    assert code == 0, output
+    ranges = [r.range for r in hub.state.gets("images.zip")]
+    assert ranges == [None, f"bytes={constants.DOWNLOAD_CHUNK_SIZE}-"]
+    assert len(_image_names(out, "image_train")) == 8 and not part.exists()
+    assert json.loads((out / MANIFEST_FILE).read_text())["archive"]["sha256"] == sha
 
 
 def test_corrupted_file_is_detected(

@@ -11,8 +11,9 @@ It implements what ``huggingface_hub.hf_hub_download`` and ``get_hf_file_metadat
 * ``GET /api/datasets/{repo}/revision/{revision}``: the repo info (sha, siblings).
 
 Unknown repos, revisions and files get 404 with the Hub's ``X-Error-Code``. Faults can be
-injected per file: cut the connection after N bytes on the first GET (``cut_once``), or serve
-bytes that differ from the advertised hash (``corrupt``). Every request is recorded.
+injected per file: cut the connection after N bytes on the first GET (``cut_once``), hang after
+N bytes until ``release`` is set (``stall_once``, to kill a client mid-file), or serve bytes that
+differ from the advertised hash (``corrupt``). Every request is recorded.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class HubState:
     files: dict[str, bytes]
     lfs: set[str]
     cut_once: dict[str, int] = field(default_factory=dict)
+    stall_once: dict[str, int] = field(default_factory=dict)
+    release: threading.Event = field(default_factory=threading.Event)
     corrupt: set[str] = field(default_factory=set)
     requests: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -183,9 +186,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with self.state.lock:
             cut = self.state.cut_once.pop(name, None)
+            stall = self.state.stall_once.pop(name, None)
         if cut is not None:  # the first transfer dies mid-file, like a dropped connection
             self.wfile.write(body[:cut])
             self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        if stall is not None:  # the first transfer hangs mid-file until the test releases it
+            self.wfile.write(body[:stall])
+            self.wfile.flush()
+            self.state.release.wait(timeout=60)
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
             return
@@ -220,6 +231,7 @@ class HubServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.state.release.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)

@@ -73,6 +73,7 @@ def download_command(
         token=settings.token,
         cache_dir=cache_dir or settings.hf_cache_dir,
         timeout_s=settings.hf_timeout_s,
+        resumable_min_bytes=settings.hf_resumable_min_bytes,
     )
     started = time.perf_counter()
     try:

@@ -31,6 +31,7 @@ from rakuten_data.hub import (
     sha256_file,
 )
 from rakuten_data.sample import SAMPLE_MARKER
+from rakuten_data.transfer import fetch_resumable
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,13 @@ def _install(source_path: Path, target: Path) -> None:
     os.replace(partial, target)
 
 
+def _get(source: HubSource, remote: RemoteFile) -> tuple[Path, str]:
+    """Big files resume across runs (transfer.py); the others go through hf_hub_download."""
+    if remote.size is not None and remote.size >= source.resumable_min_bytes and remote.location:
+        return fetch_resumable(source, remote)
+    return fetch(source, remote)
+
+
 def _fetch_csv(
     source: HubSource,
     remote: RemoteFile,
@@ -144,7 +152,7 @@ def _fetch_csv(
         if sha256_file(target) == previous.sha256:
             summary.unchanged.append(remote.filename)
             return previous
-    path, sha256 = fetch(source, remote)
+    path, sha256 = _get(source, remote)
     _check_header(path, remote.filename)
     _install(path, target)
     summary.downloaded.append(remote.filename)
@@ -167,7 +175,7 @@ def _fetch_archive(
         if count_images(out) == expected:
             summary.unchanged.append(remote.filename)
             return previous
-    path, sha256 = fetch(source, remote)
+    path, sha256 = _get(source, remote)
     try:
         extracted = extract_images(path, out, progress=progress)
     except DownloadError:

@@ -55,6 +55,7 @@ class HubSource:
     token: str | None = field(repr=False)  # never in logs, reprs or tracebacks
     cache_dir: Path | None
     timeout_s: float = 10.0
+    resumable_min_bytes: int = 256 * 1024 * 1024  # see rakuten_data.transfer
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class RemoteFile:
     commit: str
     etag: str
     size: int | None
+    location: str = field(default="", repr=False)  # may be a signed CDN URL: not for logs
 
 
 def safe_url(url: str) -> str:
@@ -115,7 +117,13 @@ def describe(source: HubSource, filename: str) -> RemoteFile:
         raise HubUnreachableError(f"the Hub answered HTTP {status} for {filename}") from None
     if not meta.commit_hash or not meta.etag:
         raise DownloadError(f"{safe_url(url)} did not answer like the Hub (no commit or etag)")
-    return RemoteFile(filename=filename, commit=meta.commit_hash, etag=meta.etag, size=meta.size)
+    return RemoteFile(
+        filename=filename,
+        commit=meta.commit_hash,
+        etag=meta.etag,
+        size=meta.size,
+        location=meta.location,
+    )
 
 
 def sha256_file(path: Path) -> str:

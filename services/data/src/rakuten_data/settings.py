@@ -41,6 +41,13 @@ class DataSettings(RakutenSettings):  # type: ignore[misc, unused-ignore]  # cor
         default=10.0, gt=0, validation_alias=AliasChoices("RAKUTEN_HF_TIMEOUT_S")
     )
 
+    hf_resumable_min_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        gt=0,
+        validation_alias=AliasChoices("RAKUTEN_HF_RESUMABLE_MIN_BYTES"),
+        description="Files this big resume across runs (rakuten_data.transfer).",
+    )
+
     @property
     def token(self) -> str | None:
         """The raw token for the Hub client only; ``None`` means anonymous access."""
