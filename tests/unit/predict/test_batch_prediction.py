@@ -194,8 +194,11 @@ def test_memory_is_bounded_by_the_batch_not_the_file(
         image_size = predict_bundle.image_size
         ahead: list[int] = []
 
+        shapes: set[int] = set()
+
         def predict_proba(self, inputs: Any) -> Any:
             self.ahead.append(len(consumed))
+            self.shapes.add(len(inputs["has_image"]))
             return predict_bundle.predict_proba(inputs)
 
     recorder = Recording()
@@ -210,9 +213,13 @@ def test_memory_is_bounded_by_the_batch_not_the_file(
         )
     )
     assert sum(len(r.rows) for r in results) == 60
-    for k, seen in enumerate(recorder.ahead):
-        assert seen <= (k + 1 + prefetch) * batch
-    assert recorder.ahead[0] == (1 + prefetch) * batch  # and it does read ahead (overlap)
+    # call 0 is the warm-up on an empty batch, made once the first `prefetch` batches are queued
+    assert recorder.ahead[0] == prefetch * batch
+    assert len(recorder.ahead) == 1 + len(results)
+    for k, seen in enumerate(recorder.ahead[1:]):
+        assert seen <= (k + 1 + prefetch) * batch  # bounded read-ahead
+    assert recorder.ahead[1] == (1 + prefetch) * batch  # and it does read ahead (overlap)
+    assert recorder.shapes == {batch}  # the last, shorter batch is padded: no retrace
 
 
 def test_rows_keep_their_order_and_text(predict_bundle: Any, tmp_path: Path) -> None:

@@ -84,19 +84,29 @@ def predict_batches(
     images_dir: Path,
     workers: int,
     prefetch: int = 2,
+    warm_up: bool = True,
 ) -> Iterator[BatchResult]:
-    """Yield one :class:`BatchResult` per input batch, in input order."""
+    """Yield one :class:`BatchResult` per input batch, in input order.
+
+    Every model call gets the first batch's size (a shorter last batch is padded with empty rows
+    whose outputs are dropped): TensorFlow traces the predict function once per input shape, and
+    a retrace costs about as much as a few batches. With ``warm_up`` that one trace is done on an
+    empty batch while the pool decodes the first real ones, instead of after them.
+    """
     if workers < 1 or prefetch < 1:
         raise ValueError("workers and prefetch must be >= 1")
     size = predictor.image_size
     source = iter(batches)
     pending: deque[list[Future[PreparedRow]]] = deque()
+    width = 0  # rows per model call, fixed by the first batch
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
 
         def submit_next() -> None:
+            nonlocal width
             batch = next(source, None)
             if batch is not None:
+                width = width or len(batch)
                 pending.append(
                     [
                         pool.submit(prepare_row, row, images_dir=images_dir, image_size=size)
@@ -107,14 +117,19 @@ def predict_batches(
         try:
             for _ in range(prefetch):
                 submit_next()
+            if warm_up and pending:
+                predictor.predict_proba(model_inputs([""] * width, [None] * width, image_size=size))
             while pending:
                 futures = pending.popleft()
                 submit_next()  # keep the pool busy while this batch goes through the model
                 prepared = [f.result() for f in futures]
+                pad = max(0, width - len(prepared))
                 inputs = model_inputs(
-                    [p.text for p in prepared], [p.image for p in prepared], image_size=size
+                    [p.text for p in prepared] + [""] * pad,
+                    [p.image for p in prepared] + [None] * pad,
+                    image_size=size,
                 )
-                yield BatchResult(prepared, predictor.predict_proba(inputs))
+                yield BatchResult(prepared, predictor.predict_proba(inputs)[: len(prepared)])
         finally:
             for futures in pending:  # an error or an abandoned generator: drop queued work
                 for future in futures:
