@@ -1,0 +1,163 @@
+"""The app factory: ``create_app(settings, predictor=None)``.
+
+Tests inject settings (and optionally an already loaded :class:`Predictor`); production goes
+through :mod:`rakuten_serve.asgi`. The model is loaded and warmed up in the lifespan; if it
+cannot be loaded the API still starts, reports not ready, and an admin can reload.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.staticfiles import StaticFiles
+
+from rakuten_core.errors import ModelUnavailableError
+from rakuten_serve import __version__
+from rakuten_serve.batcher import DirectRunner, MicroBatcher, Runner
+from rakuten_serve.db.engine import build_engine, session_factory
+from rakuten_serve.db.recorder import PredictionRecorder
+from rakuten_serve.errors import install_error_handlers
+from rakuten_serve.metrics import Metrics
+from rakuten_serve.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from rakuten_serve.predictor import PredictionResult, Predictor, PreparedInput, load_model
+from rakuten_serve.ratelimit import build_limiter
+from rakuten_serve.routers import admin, auth, feedback, health, predict, web
+from rakuten_serve.settings import ServeSettings, get_settings
+from rakuten_serve.state import LiveAccuracy, ServeState, UserCache
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Classifies a Rakuten France product (designation, description, image) into one of the 27
+product type codes. Get a token with `POST /token` (OAuth2 password flow), then send it as
+`Authorization: Bearer <token>` to `POST /predict`. See `docs/api.md`.
+"""
+
+
+def _runner(
+    settings: ServeSettings, predictor: Predictor, metrics: Metrics
+) -> Runner[PreparedInput, PredictionResult]:
+    if settings.batch_enabled:
+        return MicroBatcher(
+            predictor.predict_batch,
+            max_size=settings.batch_max_size,
+            max_wait_s=settings.batch_max_wait_ms / 1000,
+            queue_size=settings.batch_queue_size,
+            metrics=metrics,
+            retry_after_s=settings.overload_retry_after_s,
+        )
+    return DirectRunner(
+        predictor.predict_batch,
+        queue_size=settings.batch_queue_size,
+        metrics=metrics,
+        retry_after_s=settings.overload_retry_after_s,
+    )
+
+
+def _publish_model(state: ServeState) -> None:
+    if state.predictor.ready:
+        meta = state.predictor.model.metadata
+        state.metrics.model_info.info(
+            {
+                "name": meta.model_name,
+                "version": meta.model_version,
+                "run_id": meta.mlflow_run_id or "",
+                "source": state.predictor.model.source,
+            }
+        )
+
+
+async def _load_or_warm(state: ServeState) -> None:
+    settings = state.settings
+    warm_batch = settings.batch_max_size if settings.batch_enabled else 1
+    if state.predictor.ready:
+        seconds = await run_in_threadpool(state.predictor.model.warm_up, warm_batch)
+        logger.info("injected model warmed up in %.2fs", seconds)
+        return
+    try:
+        model = await run_in_threadpool(
+            load_model,
+            settings.model_path,
+            cache_dir=settings.model_cache_dir,
+            warm_up_batch=warm_batch,
+        )
+    except ModelUnavailableError as exc:
+        logger.error("no model loaded (%s); /health/ready reports not ready", exc)
+        return
+    state.predictor.reload_with(model)
+
+
+def create_app(
+    settings: ServeSettings | None = None, predictor: Predictor | None = None
+) -> FastAPI:
+    """Build the API. Raises ``ConfigurationError`` for unsafe settings (e.g. JWT secret)."""
+    settings = settings or get_settings()
+    signing_key = settings.signing_key()
+    metrics = Metrics()
+    limiter = build_limiter(settings)
+    engine = build_engine(settings.database_url)
+    the_predictor = predictor or Predictor(top_k=settings.top_k)
+    state = ServeState(
+        settings=settings,
+        signing_key=signing_key,
+        predictor=the_predictor,
+        runner=_runner(settings, the_predictor, metrics),
+        engine=engine,
+        sessions=session_factory(engine),
+        recorder=PredictionRecorder(
+            engine,
+            metrics=metrics,
+            spool_dir=settings.record_spool_dir,
+            queue_size=settings.record_queue_size,
+            batch_size=settings.record_batch_size,
+            spool_max_bytes=settings.record_spool_max_bytes,
+            retry_initial_s=settings.record_retry_initial_s,
+            retry_max_s=settings.record_retry_max_s,
+        ),
+        metrics=metrics,
+        limiter=limiter,
+        users=UserCache(settings.user_cache_seconds),
+        accuracy=LiveAccuracy(settings.live_accuracy_window),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await _load_or_warm(state)
+        _publish_model(state)
+        state.recorder.start()
+        await state.runner.start()
+        logger.info("rakuten-serve ready (batching=%s)", settings.batch_enabled)
+        try:
+            yield
+        finally:
+            await state.runner.stop()
+            await run_in_threadpool(state.recorder.stop)
+            engine.dispose()
+
+    app = FastAPI(
+        title="Rakuten product classification API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.serve = state
+    app.state.limiter = limiter
+    install_error_handlers(app)
+    routers: Sequence[object] = (
+        auth.build_router(limiter, settings),
+        predict.build_router(limiter, settings),
+        feedback.router,
+        health.router,
+        admin.router,
+        web.router,
+    )
+    for router in routers:
+        app.include_router(router)  # type: ignore[arg-type]
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,1 @@
+"""Database: SQLAlchemy 2 models, engine, Alembic migrations and the prediction recorder."""

@@ -1,0 +1,272 @@
+"""Prediction records written in the background, never lost to a brief database outage.
+
+The request path only puts a record on a bounded in-memory queue (no I/O). One writer thread
+inserts queued records in batches. When a write fails the batch is appended to a JSON-lines
+spool file (``RAKUTEN_RECORD_SPOOL_DIR``, one file per process) and retried with exponential
+backoff; while the spool holds records, new ones go behind them, so order is kept. A spool file
+left by a process that died is replayed by the next one. Inserts skip request ids already
+present, so a replay after a partial failure never duplicates a row. Only when the in-memory
+queue and the spool (``RAKUTEN_RECORD_SPOOL_MAX_BYTES``) are both full is a record dropped,
+counted in ``rakuten_prediction_records_dropped``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from rakuten_serve.db.models import Prediction
+from rakuten_serve.metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+_PENDING_MAX = 100_000
+_STOP = object()
+
+
+def _encode(record: Record) -> str:
+    out = dict(record)
+    out["created_at"] = record["created_at"].isoformat()
+    return json.dumps(out, ensure_ascii=False)
+
+
+def _decode(line: str) -> Record:
+    record: Record = json.loads(line)
+    record["created_at"] = datetime.fromisoformat(record["created_at"])
+    return record
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class PredictionRecorder:
+    """Background writer of prediction records (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        metrics: Metrics,
+        spool_dir: Path,
+        queue_size: int = 10_000,
+        batch_size: int = 200,
+        spool_max_bytes: int = 512 * 1024 * 1024,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+    ) -> None:
+        self._engine = engine
+        self._metrics = metrics
+        self._spool_dir = spool_dir
+        self._spool = spool_dir / f"predictions-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._batch_size = batch_size
+        self._spool_max_bytes = spool_max_bytes
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._backoff_s = retry_initial_s
+        self._next_retry = 0.0
+        self._spool_lock = threading.Lock()
+        self._pending: OrderedDict[str, Record] = OrderedDict()
+        self._pending_lock = threading.Lock()
+        self._idle = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- API used by the app
+    def start(self) -> None:
+        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        self._claim_orphans()
+        self._thread = threading.Thread(target=self._run, name="prediction-recorder", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued (or spool it when the database is down), then stop."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout_s)
+        self._thread = None
+
+    def submit(self, record: Record) -> None:
+        """Queue ``record`` without blocking (spooled directly if the queue is full)."""
+        self._remember(record)
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self._append_spool([record])
+        self._idle.clear()
+
+    def pending(self, request_id: str) -> Record | None:
+        """A record submitted by this process and not yet confirmed written."""
+        with self._pending_lock:
+            return self._pending.get(request_id)
+
+    @property
+    def backlog(self) -> int:
+        with self._pending_lock:
+            return len(self._pending)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """True once everything submitted is in the database (tests, shutdown)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.backlog == 0 and self._queue.empty() and not self._spool_files():
+                return True
+            time.sleep(0.05)
+        return False
+
+    # ---- writer thread
+    def _run(self) -> None:
+        stopping = False
+        while True:
+            batch, stopping = self._take(stopping)
+            if self._spool_files() and time.monotonic() >= self._next_retry:
+                self._replay()
+            if batch:
+                if self._spool_files():
+                    self._append_spool(batch)
+                else:
+                    try:
+                        self._write(batch)
+                    except Exception as exc:  # any DB error: keep the records, retry later
+                        self._failed(exc)
+                        self._append_spool(batch)
+            if stopping and self._queue.empty():
+                if self._spool_files():
+                    self._replay()
+                return
+
+    def _take(self, stopping: bool) -> tuple[list[Record], bool]:
+        batch: list[Record] = []
+        timeout = 0.2 if self._spool_files() else 1.0
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return batch, stopping
+        while True:
+            if item is _STOP:
+                stopping = True
+            else:
+                batch.append(item)  # type: ignore[arg-type]
+            if len(batch) >= self._batch_size:
+                break
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        return batch, stopping
+
+    def _write(self, records: list[Record]) -> None:
+        ids = [r["request_id"] for r in records]
+        with Session(self._engine) as session, session.begin():
+            existing = set(
+                session.scalars(select(Prediction.request_id).where(Prediction.request_id.in_(ids)))
+            )
+            seen: set[str] = set()
+            for record in records:
+                rid = record["request_id"]
+                if rid in existing or rid in seen:
+                    continue
+                seen.add(rid)
+                session.add(Prediction(**record))
+        self._metrics.records_written.inc(len(seen))
+        self._forget(ids)
+        self._backoff_s = self._retry_initial_s
+
+    def _failed(self, exc: Exception) -> None:
+        self._metrics.db_write_failures.inc()
+        self._next_retry = time.monotonic() + self._backoff_s
+        logger.warning(
+            "prediction records not written (%s); retrying in %.1fs",
+            type(exc).__name__,
+            self._backoff_s,
+        )
+        self._backoff_s = min(self._backoff_s * 2, self._retry_max_s)
+
+    def _replay(self) -> None:
+        for path in self._spool_files():
+            with self._spool_lock:
+                try:
+                    lines = path.read_text(encoding="utf-8").splitlines()
+                except FileNotFoundError:
+                    continue
+                records = [_decode(line) for line in lines if line.strip()]
+                try:
+                    for start in range(0, len(records), self._batch_size):
+                        self._write(records[start : start + self._batch_size])
+                except Exception as exc:  # still down: keep the file, back off
+                    self._failed(exc)
+                    return
+                path.unlink(missing_ok=True)
+                logger.info("replayed %d spooled prediction records from %s", len(records), path)
+
+    # ---- spool files
+    def _spool_files(self) -> list[Path]:
+        own = [self._spool] if self._spool.exists() else []
+        claimed = sorted(self._spool_dir.glob(f"{self._spool.stem}.orphan-*.jsonl"))
+        return claimed + own
+
+    def _append_spool(self, records: list[Record]) -> None:
+        with self._spool_lock:
+            size = self._spool.stat().st_size if self._spool.exists() else 0
+            if size >= self._spool_max_bytes:
+                self._metrics.records_dropped.inc(len(records))
+                self._forget([r["request_id"] for r in records])
+                logger.error(
+                    "spool %s is full: %d prediction records lost", self._spool, len(records)
+                )
+                return
+            with self._spool.open("a", encoding="utf-8") as handle:
+                for record in records:
+                    handle.write(_encode(record) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+
+    def _claim_orphans(self) -> None:
+        """Adopt spool files of processes that are gone (a crash while the DB was down)."""
+        for path in sorted(self._spool_dir.glob("predictions-*.jsonl")):
+            if path.name.startswith(self._spool.stem):
+                continue
+            owner = path.name.split("-")[1]
+            pid = int(owner) if owner.isdigit() else None
+            if pid is not None and pid != os.getpid() and _pid_alive(pid):
+                continue
+            target = self._spool_dir / f"{self._spool.stem}.orphan-{uuid.uuid4().hex[:8]}.jsonl"
+            try:
+                os.rename(path, target)
+            except OSError:
+                continue
+            logger.info("adopted spooled prediction records %s", path.name)
+
+    # ---- pending index (feedback may refer to a record not yet written)
+    def _remember(self, record: Record) -> None:
+        with self._pending_lock:
+            self._pending[record["request_id"]] = record
+            while len(self._pending) > _PENDING_MAX:
+                self._pending.popitem(last=False)
+            self._metrics.records_pending.set(len(self._pending))
+
+    def _forget(self, ids: list[str]) -> None:
+        with self._pending_lock:
+            for rid in ids:
+                self._pending.pop(rid, None)
+            self._metrics.records_pending.set(len(self._pending))

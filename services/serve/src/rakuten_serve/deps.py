@@ -1,0 +1,84 @@
+"""Dependencies of the routers: the app's state, the model, the authenticated user.
+
+Handlers declare what they need with the ``Annotated`` aliases below (``CurrentUser``,
+``AdminUser``, ``PredictorDep``, ``SettingsDep``, ``StateDep``), so tests and the app factory
+swap implementations without patching.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import OAuth2PasswordBearer, SecurityScopes
+
+from rakuten_serve.predictor import Predictor
+from rakuten_serve.settings import ServeSettings
+from rakuten_serve.state import ServeState
+from rakuten_serve.tokens import InvalidTokenError, decode_access_token
+from rakuten_serve.users import SCOPES, UserInfo, get_user
+
+logger = logging.getLogger(__name__)
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", scopes=SCOPES)
+
+
+def get_state(request: Request) -> ServeState:
+    state: ServeState = request.app.state.serve
+    return state
+
+
+StateDep = Annotated[ServeState, Depends(get_state)]
+
+
+def get_app_settings(state: StateDep) -> ServeSettings:
+    return state.settings
+
+
+def get_predictor(state: StateDep) -> Predictor:
+    return state.predictor
+
+
+SettingsDep = Annotated[ServeSettings, Depends(get_app_settings)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+
+
+def _unauthorized(detail: str, scopes: SecurityScopes) -> HTTPException:
+    value = f'Bearer scope="{scopes.scope_str}"' if scopes.scopes else "Bearer"
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, {"WWW-Authenticate": value})
+
+
+async def get_current_user(
+    security_scopes: SecurityScopes,
+    token: Annotated[str, Depends(oauth2_scheme)],
+    state: StateDep,
+    request: Request,
+) -> UserInfo:
+    """The enabled user the bearer token names, holding every scope the route requires."""
+    try:
+        claims = decode_access_token(token, key=state.signing_key)
+    except InvalidTokenError as exc:
+        logger.info("rejected token: %s", exc)
+        raise _unauthorized("invalid or expired token", security_scopes) from None
+    found, user = state.users.get(claims.subject)
+    if not found:
+        user = await run_in_threadpool(get_user, state.sessions, claims.subject)
+        state.users.put(claims.subject, user)
+    if user is None or user.disabled:
+        raise _unauthorized("user unknown or disabled", security_scopes)
+    granted = set(claims.scopes) & set(user.scopes)
+    missing = [s for s in security_scopes.scopes if s not in granted]
+    if missing:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"this operation needs the scope(s): {' '.join(missing)}",
+            {"WWW-Authenticate": f'Bearer scope="{security_scopes.scope_str}"'},
+        )
+    request.state.username = user.username
+    return user
+
+
+CurrentUser = Annotated[UserInfo, Security(get_current_user, scopes=["predict"])]
+AdminUser = Annotated[UserInfo, Security(get_current_user, scopes=["admin"])]

@@ -1,0 +1,156 @@
+"""Pure-ASGI middleware: request id + access log + HTTP metrics, and the request body limit.
+
+The access log records method, path (never the query string), route, status, duration, client
+address and user name. Headers and bodies are never logged, so tokens, passwords and image
+bytes cannot end up in ``logs/serve.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rakuten_core.logs import request_id
+from rakuten_serve.metrics import Metrics
+
+access_logger = logging.getLogger("rakuten_serve.access")
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (response header ``X-Request-ID``), logs and measures it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = uuid.uuid4().hex
+        token = request_id.set(rid)
+        scope.setdefault("state", {})["request_id"] = rid
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER, rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route_obj = scope.get("route")
+            route = getattr(route_obj, "path", None) or "unmatched"
+            method = scope.get("method", "-")
+            self.metrics.requests.labels(route=route, method=method, status=str(status)).inc()
+            self.metrics.request_latency.labels(route=route, method=method).observe(elapsed)
+            client = scope.get("client")
+            state: dict[str, Any] = scope.get("state", {})
+            access_logger.info(
+                "%s %s %d %.1fms",
+                method,
+                scope.get("path", ""),
+                status,
+                elapsed * 1000,
+                extra={
+                    "method": method,
+                    "path": scope.get("path", ""),
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "client": client[0] if client else None,
+                    "user": state.get("username"),
+                },
+            )
+            request_id.reset(token)
+
+
+class BodyTooLargeError(Exception):
+    pass
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over ``max_bytes`` with 413 before they are parsed or spooled to disk."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await self._refuse(send, declared)
+                    return
+        received = 0
+        exceeded = False
+        refused = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    exceeded = True
+                    raise BodyTooLargeError
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            # Whatever the app answers after the body overflowed (FastAPI turns a failed body
+            # read into a 400), the client gets the 413 that explains it.
+            nonlocal refused
+            if exceeded:
+                if not refused and message["type"] == "http.response.start":
+                    refused = True
+                    await self._refuse(send, received)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except BodyTooLargeError:
+            if not refused:
+                refused = True
+                await self._refuse(send, received)
+
+    async def _refuse(self, send: Send, size: int) -> None:
+        body = json.dumps(
+            {
+                "error": "input_too_large",
+                "detail": f"request body is over {self.max_bytes} bytes (got at least {size})",
+                "request_id": request_id.get(),
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,204 @@
+"""Request and response models of the API, with the examples OpenAPI shows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+_TOP: list[JsonValue] = [
+    {
+        "prdtypecode": 2583,
+        "name_fr": "Equipement pour piscine",
+        "name_en": "Poolside items",
+        "probability": 0.91,
+    },
+    {
+        "prdtypecode": 1302,
+        "name_fr": "Jeux & jouets d'extérieur pour enfants",
+        "name_en": "Outdoor game, clothing",
+        "probability": 0.04,
+    },
+]
+
+
+class TokenResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSJ9.sig",
+                    "token_type": "bearer",
+                    "expires_in": 1800,
+                    "scopes": ["predict"],
+                }
+            ]
+        }
+    )
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds until the token expires.")
+    scopes: list[str]
+
+
+class CategoryScore(BaseModel):
+    prdtypecode: int
+    name_fr: str
+    name_en: str
+    probability: float = Field(ge=0.0, le=1.0)
+
+
+class PredictionResponse(BaseModel):
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "5f0c6b1e9a8d4b7c8e2f1a3b4c5d6e7f",
+                    "prdtypecode": 2583,
+                    "name_fr": "Equipement pour piscine",
+                    "name_en": "Poolside items",
+                    "probability": 0.91,
+                    "top_k": _TOP,
+                    "model_name": "rakuten-multimodal",
+                    "model_version": "3",
+                    "used_image": True,
+                    "latency_ms": 41.7,
+                }
+            ]
+        },
+    )
+
+    request_id: str = Field(description="Quote it in POST /feedback and in support requests.")
+    prdtypecode: int
+    name_fr: str
+    name_en: str
+    probability: float = Field(ge=0.0, le=1.0)
+    top_k: list[CategoryScore]
+    model_name: str
+    model_version: str
+    used_image: bool = Field(description="False when no image was sent.")
+    latency_ms: float
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"request_id": "5f0c6b1e9a8d4b7c8e2f1a3b4c5d6e7f", "prdtypecode": 2583}]
+        },
+    )
+
+    request_id: str = Field(min_length=1, max_length=64)
+    prdtypecode: int = Field(description="The true product type code.")
+
+
+class FeedbackResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "5f0c6b1e9a8d4b7c8e2f1a3b4c5d6e7f",
+                    "predicted_prdtypecode": 2583,
+                    "true_prdtypecode": 2583,
+                    "correct": True,
+                }
+            ]
+        }
+    )
+
+    request_id: str
+    predicted_prdtypecode: int
+    true_prdtypecode: int
+    correct: bool
+
+
+class Liveness(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "alive"}]})
+
+    status: Literal["alive"] = "alive"
+
+
+class Readiness(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ready", "model_loaded": True, "database": True, "detail": []}]
+        }
+    )
+
+    status: Literal["ready", "not ready"]
+    model_loaded: bool
+    database: bool
+    detail: list[str] = Field(default_factory=list)
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_name": "rakuten-multimodal",
+                    "model_version": "3",
+                    "mlflow_run_id": "0f3e1c2d4b5a69788796a5b4c3d2e1f0",
+                    "created": "2026-11-23T06:00:00Z",
+                    "loaded_at": "2026-11-23T07:00:00Z",
+                    "source": "models:/rakuten-multimodal@champion",
+                    "metrics": {"weighted_f1": 0.81},
+                    "image_size": 64,
+                    "git_commit": "69a6430",
+                    "num_classes": 27,
+                }
+            ]
+        },
+    )
+
+    model_name: str
+    model_version: str
+    mlflow_run_id: str | None
+    created: datetime
+    loaded_at: datetime
+    source: str
+    metrics: dict[str, Any]
+    image_size: int
+    git_commit: str | None
+    num_classes: int
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"model": "models:/rakuten-multimodal@champion"}, {}]},
+    )
+
+    model: str | None = Field(
+        default=None,
+        description="Bundle path or models:/name@alias; default: RAKUTEN_MODEL_PATH.",
+    )
+
+
+class ReloadResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    previous_version: str | None
+    model: ModelInfo
+
+
+class ErrorResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "input_too_large",
+                    "detail": "image is 12000000 bytes; the limit is 10485760 bytes",
+                    "request_id": "5f0c6b1e9a8d4b7c8e2f1a3b4c5d6e7f",
+                }
+            ]
+        }
+    )
+
+    error: str
+    detail: Any
+    request_id: str

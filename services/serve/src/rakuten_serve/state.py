@@ -1,0 +1,76 @@
+"""What one app instance holds: settings, model, runner, database, recorder, metrics, limiter."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pydantic import SecretStr
+from slowapi import Limiter
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from rakuten_serve.batcher import Runner
+from rakuten_serve.db.recorder import PredictionRecorder
+from rakuten_serve.metrics import Metrics
+from rakuten_serve.predictor import PredictionResult, Predictor, PreparedInput
+from rakuten_serve.settings import ServeSettings
+from rakuten_serve.users import UserInfo
+
+
+class UserCache:
+    """Short-lived cache of user lookups, so a disabled user is locked out within seconds
+    without a database round trip on every request."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self._ttl_s = ttl_s
+        self._items: dict[str, tuple[float, UserInfo | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, username: str) -> tuple[bool, UserInfo | None]:
+        with self._lock:
+            hit = self._items.get(username)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def put(self, username: str, user: UserInfo | None) -> None:
+        if self._ttl_s <= 0:
+            return
+        with self._lock:
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[username] = (time.monotonic() + self._ttl_s, user)
+
+
+class LiveAccuracy:
+    """Accuracy over the last ``window`` feedback items received by this process."""
+
+    def __init__(self, window: int) -> None:
+        self._window: deque[bool] = deque(maxlen=window)
+        self._lock = threading.Lock()
+
+    def add(self, correct: bool) -> float:
+        with self._lock:
+            self._window.append(correct)
+            return sum(self._window) / len(self._window)
+
+
+@dataclass
+class ServeState:
+    settings: ServeSettings
+    signing_key: SecretStr
+    predictor: Predictor
+    runner: Runner[PreparedInput, PredictionResult]
+    engine: Engine
+    sessions: sessionmaker[Session]
+    recorder: PredictionRecorder
+    metrics: Metrics
+    limiter: Limiter
+    users: UserCache
+    accuracy: LiveAccuracy
+    started_at: float = field(default_factory=time.monotonic)
+    warm_up_sizes: Sequence[int] = ()
