@@ -88,11 +88,11 @@ def test_every_row_is_predicted_and_degraded_rows_are_listed(
     metrics = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
     assert metrics == summary["metrics"]
     assert metrics["n"] == len(source)
-    assert metrics["f1_weighted"] == pytest.approx(
-        f1_score(truth.loc[frame.index], frame["prdtypecode"], average="weighted")
+    assert metrics["weighted_f1"] == pytest.approx(
+        f1_score(truth.loc[frame.index], frame["prdtypecode"], average="weighted"), abs=1e-6
     )
     assert metrics["accuracy"] == pytest.approx(
-        float((truth.loc[frame.index] == frame["prdtypecode"]).mean())
+        float((truth.loc[frame.index] == frame["prdtypecode"]).mean()), abs=1e-6
     )
 
 

@@ -104,5 +104,5 @@ def predict(
     typer.echo(
         f"{document['rows']} rows -> {out} ({throughput['rows_per_second']} rows/s); "
         f"summary {summary_path}"
-        + (f"; weighted F1 {document['metrics']['f1_weighted']:.4f}" if labels else "")
+        + (f"; weighted F1 {document['metrics']['weighted_f1']:.4f}" if labels else "")
     )

@@ -145,7 +145,5 @@ def run_prediction(
         },
     }
     if labels is not None:
-        extra["metrics"] = classification_metrics(
-            y_true, y_pred, codes=[c.code for c in bundle.categories.categories]
-        )
+        extra["metrics"] = classification_metrics(y_true, y_pred, bundle.categories)
     return summary.build(**extra)
