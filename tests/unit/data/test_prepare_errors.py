@@ -191,3 +191,14 @@ def test_failure_removes_stale_tables(sample_copy: Path, tmp_path: Path) -> None
     (sample_copy / Y).unlink()
     assert _run(sample_copy, out)[0] == 2
     assert not any(out.glob("*.parquet"))
+
+
+def test_non_integer_ids_are_fatal(sample_copy: Path, tmp_path: Path) -> None:
+    x = _read(sample_copy / X)
+    x.iloc[3, 2] = "12ab"
+    x.iloc[4, 3] = ""
+    _rewrite(sample_copy / X, x)
+    code, output = _run(sample_copy, tmp_path / "out")
+    assert code == 2
+    assert "[bad_productid]" in output and "row 3: '12ab'" in output
+    assert "[bad_imageid]" in output and "row 4: ''" in output

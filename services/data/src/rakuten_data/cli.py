@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]
 
 from rakuten_core.errors import InvalidInputError, RakutenError
 from rakuten_core.logs import configure_logging
@@ -76,8 +78,10 @@ def download_command(
         resumable_min_bytes=settings.hf_resumable_min_bytes,
     )
     started = time.perf_counter()
+    quiet = disable_progress_bars() if not progress else nullcontext()  # huggingface_hub's bars
     try:
-        summary = download(source, out, archive=archive, progress=progress)
+        with quiet:
+            summary = download(source, out, archive=archive, progress=progress)
     except RakutenError as exc:
         raise _exit_for(exc) from None
     state = "Hub unreachable, local copy is complete" if summary.offline else "up to date"

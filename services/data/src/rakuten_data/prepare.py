@@ -22,6 +22,7 @@ from rakuten_data import validate
 from rakuten_data.images import check_images
 from rakuten_data.report import DataReport, FileDigest, Issue, SplitSummary, issue
 from rakuten_data.split import stratified_split, unsplittable_classes
+from rakuten_data.tables import read_table
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +58,7 @@ def _check_test_file(raw: Path, issues: list[Issue]) -> None:
     """The test file is not used for training; problems with it are warnings only."""
     found: list[Issue] = []
     if (raw / dataset.X_TEST_FILE).exists():
-        validate.read_table(
-            raw / dataset.X_TEST_FILE, columns=dataset.RAW_TEXT_COLUMNS, issues=found
-        )
+        read_table(raw / dataset.X_TEST_FILE, columns=dataset.RAW_TEXT_COLUMNS, issues=found)
     else:
         found.append(issue("missing_file", f"{dataset.X_TEST_FILE} not found (not needed here)"))
     issues.extend(i.model_copy(update={"severity": "warning"}) for i in found)
@@ -158,10 +157,10 @@ def prepare(raw: Path, out: Path, options: PrepareOptions) -> DataReport:
     """
     out.mkdir(parents=True, exist_ok=True)
     issues: list[Issue] = []
-    x, x_digest = validate.read_table(
+    x, x_digest = read_table(
         raw / dataset.X_TRAIN_FILE, columns=dataset.RAW_TEXT_COLUMNS, issues=issues
     )
-    y, y_digest = validate.read_table(
+    y, y_digest = read_table(
         raw / dataset.Y_TRAIN_FILE, columns=(dataset.LABEL_COLUMN,), issues=issues
     )
     _check_test_file(raw, issues)

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from filelock import FileLock
 from huggingface_hub import constants
 from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.file_download import http_get
@@ -58,40 +59,44 @@ def fetch_resumable(source: HubSource, remote: RemoteFile) -> tuple[Path, str]:
     folder = transfer_dir(source)
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / remote.etag / remote.filename
-    if final.is_file():
-        try:
-            return final, verify(final, remote)
-        except DownloadError:
-            final.unlink()
-    _drop_stale_parts(folder, remote)
-    part = folder / f"{remote.filename}.{remote.etag}.part"
-    url = remote.location
-    with part.open("ab") as handle:
-        done = handle.tell()
-        if remote.size is not None and done > remote.size:
-            handle.seek(0)
-            handle.truncate()
-            done = 0
-        if done:
-            logger.info("resuming %s at byte %d of %s", remote.filename, done, remote.size)
-        try:
-            http_get(
-                url,
-                handle,
-                resume_size=done,
-                headers=_headers(source, url),
-                expected_size=remote.size,
-                displayed_filename=remote.filename,
-            )
-        except httpx.TransportError as exc:  # the partial file stays for the next run
-            raise HubUnreachableError(f"{type(exc).__name__} while downloading: {exc}") from None
-        except HfHubHTTPError as exc:
-            raise DownloadError(f"{remote.filename}: download failed: {exc}") from None
-        except OSError as exc:  # size mismatch: the partial file cannot be trusted
-            handle.truncate(0)
-            raise DownloadError(f"{remote.filename}: download failed: {exc}") from None
-    final.parent.mkdir(parents=True, exist_ok=True)
-    part.replace(final)
+    # Two runs appending to one partial file would corrupt it: the second waits for the first.
+    with FileLock(str(folder / f"{remote.filename}.lock")):
+        if final.is_file():  # completed earlier (or by the run we waited for)
+            try:
+                return final, verify(final, remote)
+            except DownloadError:
+                final.unlink()
+        _drop_stale_parts(folder, remote)
+        part = folder / f"{remote.filename}.{remote.etag}.part"
+        url = remote.location
+        with part.open("ab") as handle:
+            done = handle.tell()
+            if remote.size is not None and done > remote.size:
+                handle.seek(0)
+                handle.truncate()
+                done = 0
+            if done:
+                logger.info("resuming %s at byte %d of %s", remote.filename, done, remote.size)
+            try:
+                http_get(
+                    url,
+                    handle,
+                    resume_size=done,
+                    headers=_headers(source, url),
+                    expected_size=remote.size,
+                    displayed_filename=remote.filename,
+                )
+            except httpx.TransportError as exc:  # the partial file stays for the next run
+                raise HubUnreachableError(
+                    f"{type(exc).__name__} while downloading: {exc}"
+                ) from None
+            except HfHubHTTPError as exc:
+                raise DownloadError(f"{remote.filename}: download failed: {exc}") from None
+            except OSError as exc:  # size mismatch: the partial file cannot be trusted
+                handle.truncate(0)
+                raise DownloadError(f"{remote.filename}: download failed: {exc}") from None
+        final.parent.mkdir(parents=True, exist_ok=True)
+        part.replace(final)
     try:
         return final, verify(final, remote)
     except DownloadError:
