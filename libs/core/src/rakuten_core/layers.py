@@ -3,8 +3,154 @@
 They live in the contract package (not in the training service) because serving and batch
 prediction must be able to deserialise a model without importing the training code. Every
 layer is registered with ``keras.saving.register_keras_serializable(package="rakuten")``.
-This module imports Keras: only :func:`rakuten_core.bundle.load_bundle` and the training
-service import it.
+This module imports Keras and TensorFlow: only :func:`rakuten_core.bundle.load_bundle` and the
+training service import it.
+
+- :class:`TextNormalizer`: Unicode-aware lower-casing and punctuation stripping (Keras'
+  built-in standardisation lower-cases ASCII only, so ``"ÉTÉ"`` and ``"été"`` would differ).
+- :class:`CharNgrams`: the text as a whitespace-separated string of character n-grams, to feed
+  a ``TextVectorization(standardize=None)`` in ``tf_idf``/``multi_hot`` mode (the "wide" part).
+- :class:`ModalityDropout`: during training only, blanks the text (``""``) and/or the image
+  (``has_image = 0``, zero pixels) of random examples, exactly as a product without text or
+  without image looks at inference, so the model learns to answer from one modality.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+_PACKAGE = "rakuten"
+# Everything that is not a letter, a digit or whitespace becomes a space (accents are letters).
+_PUNCTUATION = r"[^\pL\pN\s]+"
+_SPACES = r"\s+"
+# Stands in for a space inside a character n-gram, so n-grams stay whitespace-free tokens.
+SPACE_MARK = "\u2581"
+
+
+def _normalise(text: tf.Tensor) -> tf.Tensor:
+    lowered = tf.strings.lower(text, encoding="utf-8")
+    stripped = tf.strings.regex_replace(lowered, _PUNCTUATION, " ")
+    return tf.strings.strip(tf.strings.regex_replace(stripped, _SPACES, " "))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class TextNormalizer(keras.layers.Layer):  # type: ignore[misc]  # keras is untyped
+    """Lower-cases (Unicode), replaces punctuation by spaces and collapses whitespace."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "string")
+        super().__init__(**kwargs)
+        self.supports_masking = False
+
+    def call(self, inputs: Any) -> Any:
+        return _normalise(tf.convert_to_tensor(inputs, dtype=tf.string))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def compute_output_spec(self, inputs: Any) -> Any:
+        return keras.KerasTensor(inputs.shape, dtype="string")
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class CharNgrams(keras.layers.Layer):  # type: ignore[misc]  # keras is untyped
+    """Character n-grams of the normalised text, joined by spaces into one string per example.
+
+    Spaces inside an n-gram are written :data:`SPACE_MARK`, the text is padded with one space
+    at each end (word boundaries become visible), and only its first ``max_chars`` characters
+    are used, which bounds the cost of very long descriptions.
+    """
+
+    def __init__(
+        self, min_n: int = 2, max_n: int = 5, max_chars: int = 1000, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("dtype", "string")
+        super().__init__(**kwargs)
+        if not 1 <= min_n <= max_n:
+            raise ValueError(f"need 1 <= min_n <= max_n, got {min_n}, {max_n}")
+        self.min_n = int(min_n)
+        self.max_n = int(max_n)
+        self.max_chars = int(max_chars)
+
+    def call(self, inputs: Any) -> Any:
+        text = tf.convert_to_tensor(inputs, dtype=tf.string)
+        shape = tf.shape(text)
+        flat = tf.reshape(text, [-1])
+        flat = tf.strings.substr(_normalise(flat), 0, self.max_chars, unit="UTF8_CHAR")
+        flat = tf.strings.regex_replace(tf.strings.join([" ", flat, " "]), " ", SPACE_MARK)
+        chars = tf.strings.unicode_split(flat, "UTF-8")
+        grams = [
+            tf.strings.ngrams(chars, ngram_width=n, separator="")
+            for n in range(self.min_n, self.max_n + 1)
+        ]
+        joined = tf.strings.reduce_join(tf.concat(grams, axis=1), axis=1, separator=" ")
+        return tf.reshape(joined, shape)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def compute_output_spec(self, inputs: Any) -> Any:
+        return keras.KerasTensor(inputs.shape, dtype="string")
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
+        config.update(min_n=self.min_n, max_n=self.max_n, max_chars=self.max_chars)
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ModalityDropout(keras.layers.Layer):  # type: ignore[misc]  # keras is untyped
+    """Randomly removes one modality of an example, in training only.
+
+    Called on ``[text, image, has_image]``; returns the three tensors with, for a random subset
+    of examples, the text replaced by ``""`` (probability ``text_rate``) or the image replaced by
+    zeros and ``has_image`` by 0 (probability ``image_rate``). Never both for one example: when
+    both draws hit, only the image is removed. At inference the inputs pass through unchanged.
+    """
+
+    def __init__(
+        self,
+        text_rate: float = 0.2,
+        image_rate: float = 0.2,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        for name, rate in (("text_rate", text_rate), ("image_rate", image_rate)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {rate}")
+        self.text_rate = float(text_rate)
+        self.image_rate = float(image_rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        text, image, has_image = inputs
+        if not training or (self.text_rate == 0.0 and self.image_rate == 0.0):
+            return [text, image, has_image]
+        batch = tf.shape(has_image)[0]
+        draws = keras.random.uniform((batch, 2), seed=self.seed_generator)
+        drop_image = draws[:, 1] < self.image_rate
+        drop_text = tf.logical_and(draws[:, 0] < self.text_rate, tf.logical_not(drop_image))
+        text_mask = tf.reshape(drop_text, [-1] + [1] * (len(text.shape) - 1))
+        new_text = tf.where(text_mask, tf.zeros_like(text), text)
+        keep = tf.cast(tf.logical_not(drop_image), has_image.dtype)
+        new_has_image = has_image * tf.reshape(keep, [-1, 1])
+        keep_pixels = tf.cast(tf.reshape(keep, [-1, 1, 1, 1]), image.dtype)
+        return [new_text, image * keep_pixels, new_has_image]
+
+    def compute_output_spec(self, inputs: Any, training: bool | None = None) -> Any:
+        text, image, has_image = inputs
+        return [
+            keras.KerasTensor(text.shape, dtype=text.dtype),
+            keras.KerasTensor(image.shape, dtype=image.dtype),
+            keras.KerasTensor(has_image.shape, dtype=has_image.dtype),
+        ]
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
+        config.update(text_rate=self.text_rate, image_rate=self.image_rate, seed=self.seed)
+        return config

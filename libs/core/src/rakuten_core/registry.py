@@ -1,0 +1,81 @@
+"""From a model reference to a bundle directory: local paths and MLflow URIs alike.
+
+Serving and batch prediction accept either a bundle directory (``models/current``) or an MLflow
+URI such as ``models:/rakuten-multimodal@champion`` or ``runs:/<run_id>/model``. The training
+service logs each bundle as an MLflow pyfunc model whose artifacts hold the bundle directory, so
+a downloaded model version looks like::
+
+    <download>/MLmodel
+    <download>/artifacts/<bundle>/model.keras
+    <download>/artifacts/<bundle>/bundle.json
+
+:func:`resolve_bundle` downloads (MLflow is imported lazily, only for URIs) and returns the
+directory that holds ``bundle.json`` and ``model.keras``, ready for
+:func:`rakuten_core.bundle.load_bundle`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from rakuten_core.bundle import METADATA_FILE, MODEL_FILE
+from rakuten_core.errors import BundleError, ModelUnavailableError
+
+MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
+
+
+def is_mlflow_uri(reference: str) -> bool:
+    """True for ``models:/...``, ``runs:/...`` and ``mlflow-artifacts:/...`` references."""
+    return reference.startswith(MLFLOW_SCHEMES)
+
+
+def find_bundle_dir(root: str | Path) -> Path:
+    """The shallowest directory under ``root`` (itself included) holding a complete bundle."""
+    base = Path(root)
+    candidates = [base] if (base / METADATA_FILE).is_file() else []
+    candidates += sorted(
+        (p.parent for p in base.rglob(METADATA_FILE)), key=lambda p: (len(p.parts), str(p))
+    )
+    for folder in candidates:
+        if (folder / MODEL_FILE).is_file():
+            return folder
+    raise BundleError(f"no {METADATA_FILE} + {MODEL_FILE} bundle under {base}")
+
+
+def resolve_bundle(
+    reference: str | Path,
+    *,
+    dst: str | Path | None = None,
+    tracking_uri: str | None = None,
+) -> Path:
+    """Return a local bundle directory for a path or an MLflow model URI.
+
+    Args:
+        reference: a bundle directory, or ``models:/<name>@<alias>``, ``models:/<name>/<version>``,
+            ``runs:/<run_id>/<path>``.
+        dst: where to download an MLflow model (a new temporary directory by default).
+        tracking_uri: MLflow tracking/registry URI; ``MLFLOW_TRACKING_URI`` (or MLflow's own
+            default) when ``None``.
+
+    Raises:
+        BundleError: the path or the downloaded model holds no bundle.
+        ModelUnavailableError: MLflow is not installed, or the model could not be downloaded
+            (unknown name or alias, unreachable server).
+    """
+    ref = str(reference)
+    if not is_mlflow_uri(ref):
+        return find_bundle_dir(ref)
+    try:
+        import mlflow  # noqa: PLC0415  (optional and heavy: only for MLflow references)
+    except ImportError:  # pragma: no cover  (every service that resolves URIs installs mlflow)
+        raise ModelUnavailableError(f"{ref} needs mlflow installed") from None
+    target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="rakuten-bundle-"))
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=ref, dst_path=str(target), tracking_uri=tracking_uri
+        )
+    except Exception as exc:  # mlflow raises MlflowException, OSError, requests errors, ...
+        raise ModelUnavailableError(f"could not download {ref}: {exc}") from exc
+    return find_bundle_dir(local)

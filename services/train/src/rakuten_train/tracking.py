@@ -1,0 +1,167 @@
+"""MLflow: where runs go, the per-epoch callback, logging the bundle, registry and promotion.
+
+Tracking URI: ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``
+(MLflow 3's own default: its model registry needs a database backend, the plain file store is
+deprecated). For a local SQLite store, a new experiment keeps its artifacts next to the
+database, in ``mlartifacts/`` (never in the working directory of whoever runs it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import keras
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def tracking_uri(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def setup(uri: str, experiment: str) -> str:
+    """Point MLflow at ``uri`` and return the id of ``experiment`` (created when missing)."""
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return str(found.experiment_id)
+    location = None
+    if uri.startswith("sqlite:///"):
+        db = Path(unquote(uri[len("sqlite:///") :])).resolve()
+        location = (db.parent / "mlartifacts" / experiment).as_uri()
+    return str(client.create_experiment(experiment, artifact_location=location))
+
+
+class MlflowEpochLogger(keras.callbacks.Callback):  # type: ignore[misc]  # keras is untyped
+    """Logs Keras' per-epoch metrics (loss, accuracy, val_*) to the active run."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
+        if values:
+            mlflow.log_metrics(values, step=epoch)
+
+
+SIGNATURE = ModelSignature(
+    inputs=Schema(
+        [
+            ColSpec("string", "designation"),
+            ColSpec("string", "description", required=False),
+            ColSpec("binary", "image", required=False),
+        ]
+    ),
+    outputs=Schema(
+        [
+            ColSpec("long", "prdtypecode"),
+            ColSpec("double", "probability"),
+            ColSpec("string", "category"),
+        ]
+    ),
+)
+
+
+def log_bundle_model(bundle_dir: Path) -> str:
+    """Log the bundle as a pyfunc model (name ``model``) and as plain artifacts (``bundle/``).
+
+    Returns the model URI to register.
+    """
+    mlflow.log_artifacts(str(bundle_dir), artifact_path="bundle")
+    example = pd.DataFrame(
+        {
+            "designation": ["Piscine gonflable ronde 3 m", "Roman policier, livre de poche"],
+            "description": ["Pompe et bâche incluses", ""],
+        }
+    )
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(PYFUNC_FILE),
+        artifacts={"bundle": str(bundle_dir)},
+        signature=SIGNATURE,
+        input_example=example,
+    )
+    return str(info.model_uri)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What happened to a newly registered version."""
+
+    version: str
+    promoted: bool
+    reason: str
+    champion_version: str | None = None
+    champion_weighted_f1: float | None = None
+
+
+def decide(new_f1: float, champion_f1: float | None, margin: float) -> tuple[bool, str]:
+    """Promotion rule: no champion, or new weighted F1 >= champion's + margin."""
+    if champion_f1 is None:
+        return True, f"no champion yet; new weighted F1 {new_f1:.4f}"
+    needed = champion_f1 + margin
+    if new_f1 >= needed:
+        return True, (
+            f"new weighted F1 {new_f1:.4f} >= champion {champion_f1:.4f} + margin {margin:.4f}"
+        )
+    return False, (
+        f"not promoted: new weighted F1 {new_f1:.4f} < champion {champion_f1:.4f} "
+        f"+ margin {margin:.4f} = {needed:.4f} (same test split)"
+    )
+
+
+def register_and_promote(
+    model_uri: str,
+    *,
+    name: str,
+    new_f1: float,
+    margin: float,
+    champion_score: Any,
+) -> Promotion:
+    """Register ``model_uri`` as ``challenger``; move ``champion`` to it if it wins.
+
+    ``champion_score(bundle_dir) -> float`` re-evaluates the current champion on the new run's
+    test split, so both are compared on the same rows; a champion that cannot be downloaded or
+    loaded is replaced (its failure is the reason given).
+    """
+    client = MlflowClient()
+    version = str(mlflow.register_model(model_uri, name).version)
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    champion_version: str | None = None
+    champion_f1: float | None = None
+    failure = ""
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+        champion_version = str(current.version)
+    except mlflow.exceptions.MlflowException:
+        current = None
+    if current is not None:
+        from rakuten_core.registry import resolve_bundle  # noqa: PLC0415
+
+        try:
+            champion_f1 = float(champion_score(resolve_bundle(f"models:/{name}@{CHAMPION}")))
+        except Exception as exc:  # any failure to read the champion means it cannot compete
+            failure = f"champion v{champion_version} could not be evaluated ({exc}); "
+            logger.warning("%s", failure)
+    promoted, reason = decide(new_f1, champion_f1, margin)
+    reason = failure + reason
+    if promoted:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_model_version_tag(name, version, "promotion", "champion" if promoted else "rejected")
+    client.set_model_version_tag(name, version, "promotion_reason", reason)
+    client.set_model_version_tag(name, version, "weighted_f1", f"{new_f1:.6f}")
+    return Promotion(version, promoted, reason, champion_version, champion_f1)

@@ -1,0 +1,51 @@
+"""The ``small_bundle_dir`` fixture: a real bundle others' tests rely on, checked for content."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rakuten_core.bundle import METADATA_FILE, MODEL_FILE, load_bundle, read_metadata
+from rakuten_core.categories import CATEGORIES
+from rakuten_core.inputs import model_inputs
+
+pytestmark = pytest.mark.slow
+
+
+def test_small_bundle_is_complete_and_describes_itself(small_bundle_dir: Path) -> None:
+    assert sorted(p.name for p in small_bundle_dir.iterdir()) == [METADATA_FILE, MODEL_FILE]
+    meta = read_metadata(small_bundle_dir)
+    assert [c.code for c in meta.categories] == [c.code for c in CATEGORIES]
+    assert meta.image_size == 32
+    assert len(meta.data_fingerprint) == 64
+    assert meta.metrics["split"] == "test"
+    assert set(meta.metrics["modalities"]) == {"fused", "text_only", "image_only"}
+    assert 0.0 <= meta.metrics["weighted_f1"] <= 1.0
+    prior = meta.reference["prediction_prior"]
+    assert len(prior) == 27
+    assert sum(prior.values()) == pytest.approx(1.0, abs=1e-3)
+    assert meta.params["image_size"] == 32
+
+
+def test_small_bundle_learned_something_on_held_out_rows(small_bundle_dir: Path) -> None:
+    metrics = json.loads((small_bundle_dir.parent / "reports" / "metrics.json").read_text())
+    # 27 classes: chance is ~0.04; a trained text branch is far above it.
+    assert metrics["weighted_f1"] > 0.3
+    assert metrics["text_only_weighted_f1"] > 0.3
+
+
+def test_small_bundle_answers_with_a_missing_modality(small_bundle_dir: Path) -> None:
+    bundle = load_bundle(small_bundle_dir)
+    size = bundle.image_size
+    inputs = model_inputs(
+        ["Piscine gonflable ronde avec pompe", "", "Roman policier"],
+        [None, np.full((size, size, 3), 120, np.uint8), None],
+        image_size=size,
+    )
+    probs = bundle.predict_proba(inputs)
+    assert probs.shape == (3, 27)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.isfinite(probs).all()
