@@ -13,12 +13,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]
 
 from rakuten_core.errors import InvalidInputError, RakutenError
 from rakuten_core.logs import configure_logging
-from rakuten_data.download import DEFAULT_ARCHIVE, download
-from rakuten_data.hub import HubSource
 from rakuten_data.prepare import PreparationError, PrepareOptions, prepare
 from rakuten_data.report import DataReport
 from rakuten_data.sample import DEFAULT_LABEL_TABLE, SampleSpec, write_sample
@@ -63,10 +60,16 @@ def download_command(
         str | None,
         typer.Option(help=f"Hub dataset (default: RAKUTEN_HF_REPO_ID or {DEFAULT_REPO_ID})."),
     ] = None,
-    archive: Annotated[str, typer.Option(help="Image archive in the dataset.")] = DEFAULT_ARCHIVE,
+    archive: Annotated[str, typer.Option(help="Image archive in the dataset.")] = "images.zip",
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Download the dataset from the Hugging Face Hub (HF_ENDPOINT, HF_TOKEN) and extract images."""
+    # Imported here: huggingface_hub is only needed by this command (faster sample/prepare).
+    from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]
+
+    from rakuten_data.download import download
+    from rakuten_data.hub import HubSource
+
     settings = _setup()
     source = HubSource(
         repo_id=repo_id or settings.hf_repo_id,

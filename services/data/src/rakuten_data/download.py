@@ -30,12 +30,12 @@ from rakuten_data.hub import (
     safe_url,
     sha256_file,
 )
-from rakuten_data.sample import SAMPLE_MARKER
+from rakuten_data.sample import DOWNLOAD_MANIFEST, SAMPLE_MARKER
 from rakuten_data.transfer import fetch_resumable
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_FILE = ".rakuten-download.json"
+MANIFEST_FILE = DOWNLOAD_MANIFEST
 DEFAULT_ARCHIVE = "images.zip"
 CSV_FILES = (dataset.X_TRAIN_FILE, dataset.Y_TRAIN_FILE, dataset.X_TEST_FILE)
 _PRODUCTS_HEADER = "," + ",".join(dataset.RAW_TEXT_COLUMNS)
