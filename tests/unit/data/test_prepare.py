@@ -75,6 +75,10 @@ def test_generated_sample_splits_are_stratified(small_sample: Path, tmp_path: Pa
     report = prepare(small_sample, tmp_path / "processed", OPTIONS)
     tables = _tables(tmp_path / "processed")
     assert report.rows == 300 and report.images.present == 300
+    everything = pd.concat(tables.values())
+    x = pd.read_csv(small_sample / dataset.X_TRAIN_FILE, index_col=0)
+    assert everything["productid"].is_unique  # disjoint
+    assert set(everything["productid"]) == set(x["productid"])  # every row, once
     assert all((t["image_path"] != "").all() for t in tables.values())
     assert len(tables["val"]) == pytest.approx(30, abs=4)
     assert len(tables["test"]) == pytest.approx(30, abs=4)
