@@ -51,6 +51,8 @@ def test_real_sample_is_prepared_with_missing_images_reported(
     assert codes["missing_image"] == 201 - len(present)
     assert codes["empty_description"] == 87
     assert "unsplittable_classes" in codes and "absent_classes" in codes
+    mojibake = next(i for i in report.issues if i.code == "mojibake")  # real, in the raw sample
+    assert mojibake.examples[0].startswith("row 14, description: ") and "Â·" in mojibake.examples[0]
     for relative in with_image["image_path"]:  # relative to raw_dir, as the contract says
         assert decode_image_file(real_raw / relative, size=8).shape == (8, 8, 3)
 

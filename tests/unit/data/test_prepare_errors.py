@@ -160,7 +160,9 @@ def test_empty_texts_duplicates_and_mojibake_are_warnings(
     assert code == 0, output
     assert _issue(tmp_path / "out", "empty_designation")["count"] == 2
     assert _issue(tmp_path / "out", "empty_text")["examples"] == ["row 1"]
-    assert _issue(tmp_path / "out", "mojibake")["examples"] == ["CafÃ© moulu 250g"]
+    assert _issue(tmp_path / "out", "mojibake")["examples"] == [
+        "row 2, designation: …CafÃ© moulu 250g…"
+    ]
     assert _issue(tmp_path / "out", "duplicate_rows")["count"] >= 1
     assert _issue(tmp_path / "out", "duplicate_productid")["count"] == 1
     assert _report(tmp_path / "out")["rows"] == 300  # the image keeps the text-less row usable

@@ -81,7 +81,7 @@ def _class_issues(labels: pd.Series, options: PrepareOptions) -> list[Issue]:
         found.append(
             issue(
                 "absent_classes",
-                f"{len(absent)} categories have no rows",
+                f"{len(absent)} of {len(CODES)} categories have no rows",
                 count=len(absent),
                 examples=[str(c) for c in absent],
             )

@@ -39,6 +39,17 @@ def _int_column(frame: pd.DataFrame, column: str, name: str, issues: list[Issue]
     return values
 
 
+def _mojibake_example(x: pd.DataFrame, row: int) -> str:
+    """``row N, column: …context…`` around the first double-encoded sequence of a row."""
+    for column in ("designation", "description"):
+        text = str(x.at[row, column])
+        found = _MOJIBAKE.search(text)
+        if found:
+            context = text[max(0, found.start() - 25) : found.end() + 25]
+            return f"row {row}, {column}: …{context}…"
+    return f"row {row}"
+
+
 def check_products(x: pd.DataFrame, issues: list[Issue]) -> pd.DataFrame:
     """Check ids and texts of the product table; returns it with int64 ids (if valid)."""
     name = dataset.X_TRAIN_FILE
@@ -84,7 +95,7 @@ def check_products(x: pd.DataFrame, issues: list[Issue]) -> pd.DataFrame:
                 f"{name}: {int(garbled.sum())} rows look double-encoded (e.g. 'Ã©' for 'é')",
                 file=name,
                 count=int(garbled.sum()),
-                examples=[str(x.at[i, "designation"]) for i in x.index[garbled]],
+                examples=[_mojibake_example(x, i) for i in x.index[garbled][:5]],
             )
         )
     return x
