@@ -207,7 +207,7 @@ def test_download_killed_mid_file_continues_in_the_next_run(
     monkeypatch.setenv("RAKUTEN_HF_RESUMABLE_MIN_BYTES", str(1024 * 1024))
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     out, cache = tmp_path / "raw", tmp_path / "hf-cache"
-    command = [sys.executable, "-c", "from rakuten_data.cli import app; app()", "download",
+    command = [sys.executable, "-m", "rakuten_data", "download",
                "--out", str(out), "--cache-dir", str(cache), "--no-progress"]  # fmt: skip
     sha = hub.state.sha256("images.zip")
     part = cache / "rakuten-data" / REPO.replace("/", "--") / f"images.zip.{sha}.part"

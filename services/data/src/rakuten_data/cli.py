@@ -185,7 +185,3 @@ def prepare_command(
         f"fingerprint {report.fingerprint[:12]}; {time.perf_counter() - started:.1f}s"
     )
     _echo_report(report)
-
-
-def main() -> None:  # pragma: no cover - console entry point, exercised through `app`
-    app()
