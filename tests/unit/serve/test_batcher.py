@@ -1,0 +1,168 @@
+"""The micro-batcher: grouping, bounded queue (503), and an event loop that never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rakuten_core.errors import OverloadedError
+from rakuten_serve.app import create_app
+from rakuten_serve.batcher import DirectRunner, MicroBatcher
+from rakuten_serve.metrics import Metrics
+from rakuten_serve.predictor import Predictor
+from tests.utils.serve_app import (
+    DEFAULT_USERS,
+    PASSWORD,
+    jpeg_bytes,
+    migrate_and_add_users,
+    serve_settings,
+)
+
+
+class SlowSquare:
+    """A real batch function: squares numbers, takes ``delay`` seconds per call."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.calls: list[int] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, items: Sequence[int]) -> list[int]:
+        self.calls.append(len(items))
+        self.threads.add(threading.current_thread().name)
+        time.sleep(self.delay)
+        return [i * i for i in items]
+
+
+def test_concurrent_requests_share_model_calls() -> None:
+    async def scenario() -> tuple[list[int], SlowSquare, Metrics]:
+        fn, metrics = SlowSquare(0.05), Metrics()
+        batcher = MicroBatcher(fn, max_size=8, max_wait_s=0.02, queue_size=100, metrics=metrics)
+        await batcher.start()
+        try:
+            results = await asyncio.gather(*(batcher.submit(i) for i in range(20)))
+        finally:
+            await batcher.stop()
+        return list(results), fn, metrics
+
+    results, fn, metrics = asyncio.run(scenario())
+    assert results == [i * i for i in range(20)]
+    assert sum(fn.calls) == 20
+    assert max(fn.calls) == 8  # capped at max_size
+    assert len(fn.calls) <= 4  # 20 items in at most 4 calls instead of 20
+    assert all(name.startswith("model") for name in fn.threads)  # never the loop's thread
+    assert metrics.batch_size._sum.get() == 20  # type: ignore[attr-defined]
+
+
+def test_event_loop_keeps_running_during_inference() -> None:
+    async def scenario() -> int:
+        batcher = MicroBatcher(
+            SlowSquare(0.3), max_size=4, max_wait_s=0.0, queue_size=10, metrics=Metrics()
+        )
+        await batcher.start()
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        await batcher.submit(3)
+        task.cancel()
+        await batcher.stop()
+        return ticks
+
+    assert asyncio.run(scenario()) >= 15  # ~30 ticks fit in the 0.3 s model call
+
+
+def test_full_queue_raises_overloaded_with_retry_after() -> None:
+    async def scenario() -> list[object]:
+        batcher = MicroBatcher(
+            SlowSquare(0.2),
+            max_size=1,
+            max_wait_s=0.0,
+            queue_size=2,
+            metrics=Metrics(),
+            retry_after_s=3,
+        )
+        await batcher.start()
+        try:
+            return await asyncio.gather(
+                *(batcher.submit(i) for i in range(8)), return_exceptions=True
+            )
+        finally:
+            await batcher.stop()
+
+    outcomes = asyncio.run(scenario())
+    refused = [o for o in outcomes if isinstance(o, OverloadedError)]
+    assert refused, outcomes
+    assert all(o.retry_after_s == 3 for o in refused)
+    assert [o for o in outcomes if isinstance(o, int)]  # the queued ones were answered
+
+
+def test_direct_runner_makes_one_call_per_item() -> None:
+    async def scenario() -> SlowSquare:
+        fn = SlowSquare(0.01)
+        runner = DirectRunner(fn, queue_size=100, metrics=Metrics())
+        await runner.start()
+        await asyncio.gather(*(runner.submit(i) for i in range(6)))
+        await runner.stop()
+        return fn
+
+    assert asyncio.run(scenario()).calls == [1] * 6
+
+
+@pytest.mark.slow
+def test_api_answers_503_with_retry_after_when_the_queue_is_full(
+    tmp_path: Path, serve_bundle_dir: Path, shared_predictor: Predictor
+) -> None:
+    settings = serve_settings(
+        tmp_path,
+        model_path=str(serve_bundle_dir),
+        batch_queue_size=1,
+        batch_max_size=1,
+        batch_max_wait_ms=0,
+        overload_retry_after_s=2,
+    )
+    migrate_and_add_users(settings, DEFAULT_USERS)
+    app = create_app(settings, shared_predictor)
+    image = jpeg_bytes((400, 400))
+
+    async def scenario() -> list[httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://serve") as client:
+                token = (
+                    await client.post("/token", data={"username": "alice", "password": PASSWORD})
+                ).json()["access_token"]
+                headers = {"Authorization": f"Bearer {token}"}
+                return list(
+                    await asyncio.gather(
+                        *(
+                            client.post(
+                                "/predict",
+                                headers=headers,
+                                data={"designation": f"Chaise {i}"},
+                                files={"image": ("c.jpg", image, "image/jpeg")},
+                            )
+                            for i in range(40)
+                        )
+                    )
+                )
+
+    responses = asyncio.run(scenario())
+    statuses = sorted({r.status_code for r in responses})
+    assert set(statuses) <= {200, 503}, statuses
+    overloaded = [r for r in responses if r.status_code == 503]
+    assert overloaded, "40 concurrent requests never filled a queue of 1"
+    assert overloaded[0].headers["retry-after"] == "2"
+    assert overloaded[0].json()["error"] == "overloaded"
+    assert any(r.status_code == 200 for r in responses)
