@@ -204,3 +204,14 @@ def test_non_integer_ids_are_fatal(sample_copy: Path, tmp_path: Path) -> None:
     assert code == 2
     assert "[bad_productid]" in output and "row 3: '12ab'" in output
     assert "[bad_imageid]" in output and "row 4: ''" in output
+
+
+def test_problems_of_the_test_file_are_warnings(sample_copy: Path, tmp_path: Path) -> None:
+    """X_test is not a training input: a broken one is reported, preparation goes on."""
+    _rewrite(
+        sample_copy / dataset.X_TEST_FILE, _read(sample_copy / dataset.X_TEST_FILE).iloc[:, :2]
+    )
+    code, output = _run(sample_copy, tmp_path / "out")
+    assert code == 0, output
+    found = _issue(tmp_path / "out", "test_missing_columns")
+    assert found["severity"] == "warning" and found["file"] == dataset.X_TEST_FILE

@@ -61,7 +61,9 @@ def _check_test_file(raw: Path, issues: list[Issue]) -> None:
         read_table(raw / dataset.X_TEST_FILE, columns=dataset.RAW_TEXT_COLUMNS, issues=found)
     else:
         found.append(issue("missing_file", f"{dataset.X_TEST_FILE} not found (not needed here)"))
-    issues.extend(i.model_copy(update={"severity": "warning"}) for i in found)
+    issues.extend(
+        i.model_copy(update={"severity": "warning", "code": f"test_{i.code}"}) for i in found
+    )
 
 
 def _fail(report: DataReport, out: Path) -> PreparationError:
