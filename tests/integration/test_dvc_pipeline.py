@@ -1,0 +1,195 @@
+"""`dvc repro` end to end in a temporary copy of the repository, on a tiny offline sample.
+
+The copy holds the repository's files as git sees them (tracked + untracked-not-ignored, like a
+fresh clone of the working tree), becomes its own git repo, and runs the real CLIs of the
+workspace's ``.venv`` through PATH. Params are shrunk (a few hundred sample rows, one epoch) the
+way a user would, by editing ``params.yaml``. Checks: every stage's outputs, the metrics file,
+one prediction per test row, a second ``dvc repro`` that does nothing, a predict-only param change
+that re-runs only ``predict``, ``dvc exp run -S train.epochs=...``, and ``dvc push`` to the
+default local remote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.utils.paths import REPO_ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+TRAIN_ROWS = 300
+TEST_ROWS = 40
+STAGES = ("data", "prepare", "train", "evaluate", "predict")
+
+
+def _env(repo: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAKUTEN_", "DVC_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["HOME"] = str(repo.parent / "home")  # no user-level dvc/git config leaks in
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.update(
+        GIT_AUTHOR_NAME="pipeline-test",
+        GIT_AUTHOR_EMAIL="pipeline-test@example.invalid",
+        GIT_COMMITTER_NAME="pipeline-test",
+        GIT_COMMITTER_EMAIL="pipeline-test@example.invalid",
+    )
+    return env
+
+
+def _run(repo: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        list(args),
+        cwd=repo,
+        env=_env(repo),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def _ran(output: str) -> set[str]:
+    return {s for s in STAGES if f"Running stage '{s}'" in output}
+
+
+def _copy_repository(target: Path) -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO_ROOT / name
+        if source.is_file():  # tracked files deleted in the working tree are skipped
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+def _set_params(repo: Path, **values: object) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for dotted, value in values.items():
+        section, key = dotted.split(".", 1)
+        if not isinstance(params.get(section), dict):
+            params[section] = {}
+        params[section][key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    repo = tmp_path_factory.mktemp("dvc-pipeline") / "repo"
+    repo.mkdir()
+    (repo.parent / "home").mkdir()
+    _copy_repository(repo)
+    _set_params(
+        repo,
+        **{
+            "data.source": "sample",
+            "data.sample_train_rows": TRAIN_ROWS,
+            "data.sample_test_rows": TEST_ROWS,
+            "train.epochs": 1,
+        },
+    )
+    _run(repo, "git", "init", "-q")
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-q", "-m", "copy of the working tree, small params")
+    yield repo
+
+
+@pytest.fixture(scope="module")
+def first_repro(pipeline_repo: Path) -> tuple[str, float]:
+    started = time.perf_counter()
+    result = _run(pipeline_repo, "dvc", "repro")
+    return result.stdout + result.stderr, time.perf_counter() - started
+
+
+def test_repro_runs_every_stage_and_writes_the_outputs(
+    pipeline_repo: Path, first_repro: tuple[str, float]
+) -> None:
+    output, seconds = first_repro
+    assert _ran(output) == set(STAGES), output
+    repo = pipeline_repo
+    for name in ("X_train_update.csv", "Y_train_CVw08PX.csv", "X_test_update.csv"):
+        assert (repo / "data" / "raw" / name).is_file()
+    for split in ("train", "val", "test"):
+        assert (repo / "data" / "processed" / f"{split}.parquet").is_file()
+    assert (repo / "models" / "current" / "model.keras").is_file()
+    bundle = json.loads((repo / "models" / "current" / "bundle.json").read_text(encoding="utf-8"))
+
+    metrics = json.loads((repo / "reports" / "metrics.json").read_text(encoding="utf-8"))
+    for key in ("weighted_f1", "macro_f1", "accuracy", "n"):
+        assert key in metrics, metrics
+    assert 0.0 <= metrics["weighted_f1"] <= 1.0
+    shown = _run(repo, "dvc", "metrics", "show").stdout
+    assert "reports/metrics.json" in shown and "weighted_f1" in shown
+
+    predictions = pd.read_csv(repo / "data" / "predictions" / "test.csv", index_col=0)
+    tests = pd.read_csv(repo / "data" / "raw" / "X_test_update.csv", index_col=0)
+    assert len(predictions) == len(tests) == TEST_ROWS
+    assert predictions.index.tolist() == tests.index.tolist()
+    codes = {c["code"] for c in bundle["categories"]}
+    assert set(predictions["prdtypecode"]) <= codes
+    summary = json.loads(
+        (repo / "data" / "predictions" / "test.summary.json").read_text(encoding="utf-8")
+    )
+    assert summary["rows"] == TEST_ROWS
+    assert summary["model"]["version"] == bundle["model_version"]
+    print(f"first dvc repro: {seconds:.0f} s")  # noqa: T201  (shown with -s: the pipeline's cost)
+
+
+def test_second_repro_does_nothing(pipeline_repo: Path, first_repro: tuple[str, float]) -> None:
+    result = _run(pipeline_repo, "dvc", "repro")
+    output = result.stdout + result.stderr
+    assert not _ran(output), output
+    for stage in STAGES:
+        assert f"Stage '{stage}' didn't change, skipping" in output
+    status = _run(pipeline_repo, "dvc", "status").stdout
+    assert "Data and pipelines are up to date" in status, status
+
+
+def test_a_predict_param_reruns_only_predict(
+    pipeline_repo: Path, first_repro: tuple[str, float]
+) -> None:
+    _set_params(pipeline_repo, **{"predict.batch_size": 16})
+    status = _run(pipeline_repo, "dvc", "status", "--json").stdout
+    assert set(json.loads(status)) == {"predict"}, status
+    result = _run(pipeline_repo, "dvc", "repro")
+    assert _ran(result.stdout + result.stderr) == {"predict"}, result.stdout
+    rows = pd.read_csv(pipeline_repo / "data" / "predictions" / "test.csv", index_col=0)
+    assert len(rows) == TEST_ROWS
+    assert "Data and pipelines are up to date" in _run(pipeline_repo, "dvc", "status").stdout
+
+
+def test_exp_run_with_a_train_param(pipeline_repo: Path, first_repro: tuple[str, float]) -> None:
+    _run(pipeline_repo, "git", "add", "-A")
+    _run(pipeline_repo, "git", "commit", "-q", "-m", "baseline")
+    result = _run(pipeline_repo, "dvc", "exp", "run", "-S", "train.epochs=2")
+    # exactly the stages downstream of the changed param: data and prepare are not re-run
+    assert _ran(result.stdout + result.stderr) == {"train", "evaluate", "predict"}, result.stdout
+    shown = json.loads(_run(pipeline_repo, "dvc", "exp", "show", "--json").stdout)
+    assert "train.epochs" in json.dumps(shown) or '"epochs": 2' in json.dumps(shown)
+
+
+def test_push_to_the_default_local_remote(
+    pipeline_repo: Path, first_repro: tuple[str, float]
+) -> None:
+    _run(pipeline_repo, "dvc", "push")
+    storage = pipeline_repo / ".dvc-storage"
+    assert storage.is_dir() and any(p.is_file() for p in storage.rglob("*"))
+    status = _run(pipeline_repo, "dvc", "status", "--cloud").stdout
+    assert "up to date" in status.lower() or "Cache and remote" in status, status
