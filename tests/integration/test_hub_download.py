@@ -287,6 +287,15 @@ def test_unreachable_endpoint_fails_clearly(
     assert "Traceback" not in output and TOKEN not in output
 
 
+def test_hub_outage_is_reported_like_unreachable(
+    hub: HubServer, env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    hub.state.fail_with = 503
+    code, output = _download(monkeypatch, hub.url, tmp_path / "raw")
+    assert code == 1
+    assert "the Hub answered HTTP 503" in output and "rakuten-data sample --out" in output
+
+
 def test_offline_rerun_of_a_complete_download_succeeds(
     hub: HubServer, env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -13,7 +13,8 @@ It implements what ``huggingface_hub.hf_hub_download`` and ``get_hf_file_metadat
 Unknown repos, revisions and files get 404 with the Hub's ``X-Error-Code``. Faults can be
 injected per file: cut the connection after N bytes on the first GET (``cut_once``), hang after
 N bytes until ``release`` is set (``stall_once``, to kill a client mid-file), or serve bytes that
-differ from the advertised hash (``corrupt``). Every request is recorded.
+differ from the advertised hash (``corrupt``), or answer everything with an error status
+(``fail_with``). Every request is recorded.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class HubState:
     stall_once: dict[str, int] = field(default_factory=dict)
     release: threading.Event = field(default_factory=threading.Event)
     corrupt: set[str] = field(default_factory=set)
+    fail_with: int | None = None  # answer every request with this HTTP status (Hub outage)
     requests: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -123,6 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self) -> None:
         path = self._record()
+        if self.state.fail_with is not None:
+            return self._error(self.state.fail_with, "ServiceUnavailable")
         prefix = f"/datasets/{self.state.repo_id}/resolve/"
         api = f"/api/datasets/{self.state.repo_id}/revision/"
         if path.startswith("/cdn/"):

@@ -77,6 +77,12 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def http_status(error: HfHubHTTPError) -> str:
+    """``HTTP 503`` for an error response, without its URL (CDN URLs carry signatures)."""
+    response = getattr(error, "response", None)
+    return f"HTTP {response.status_code}" if response is not None else "an HTTP error"
+
+
 def describe(source: HubSource, filename: str) -> RemoteFile:
     """HEAD the file on the Hub: commit, etag and size.
 
@@ -113,8 +119,7 @@ def describe(source: HubSource, filename: str) -> RemoteFile:
             f"{filename} not found in {source.repo_id} at revision {source.revision!r}"
         ) from None
     except HfHubHTTPError as exc:
-        status = exc.response.status_code if exc.response is not None else "?"
-        raise HubUnreachableError(f"the Hub answered HTTP {status} for {filename}") from None
+        raise HubUnreachableError(f"the Hub answered {http_status(exc)} for {filename}") from None
     if not meta.commit_hash or not meta.etag:
         raise DownloadError(f"{safe_url(url)} did not answer like the Hub (no commit or etag)")
     return RemoteFile(
@@ -212,8 +217,8 @@ def fetch(source: HubSource, remote: RemoteFile) -> tuple[Path, str]:
             )
         except (httpx.TransportError, LocalEntryNotFoundError) as exc:
             raise HubUnreachableError(f"{type(exc).__name__} while downloading: {exc}") from None
-        except HfHubHTTPError as exc:
-            raise DownloadError(f"{remote.filename}: download failed: {exc}") from None
+        except HfHubHTTPError as exc:  # its message holds the (signed) URL: keep the status only
+            raise DownloadError(f"{remote.filename}: download failed: {http_status(exc)}") from None
         except OSError as exc:  # huggingface_hub's size consistency check
             raise DownloadError(f"{remote.filename}: download failed: {exc}") from None
         try:
@@ -221,6 +226,9 @@ def fetch(source: HubSource, remote: RemoteFile) -> tuple[Path, str]:
         except DownloadError as exc:
             evict(path)
             if attempt == 2:
-                raise
+                raise DownloadError(
+                    f"{exc} (twice; removed from the cache). Check HF_ENDPOINT and any proxy in "
+                    "between, then run again"
+                ) from None
             logger.warning("%s; removed from the cache, downloading it again", exc)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises

@@ -24,7 +24,7 @@ from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
 from rakuten_core.errors import DownloadError
-from rakuten_data.hub import HubSource, HubUnreachableError, RemoteFile, verify
+from rakuten_data.hub import HubSource, HubUnreachableError, RemoteFile, http_status, verify
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,9 @@ def fetch_resumable(source: HubSource, remote: RemoteFile) -> tuple[Path, str]:
                     f"{type(exc).__name__} while downloading: {exc}"
                 ) from None
             except HfHubHTTPError as exc:
-                raise DownloadError(f"{remote.filename}: download failed: {exc}") from None
+                raise DownloadError(
+                    f"{remote.filename}: download failed: {http_status(exc)}"
+                ) from None
             except OSError as exc:  # size mismatch: the partial file cannot be trusted
                 handle.truncate(0)
                 raise DownloadError(f"{remote.filename}: download failed: {exc}") from None
