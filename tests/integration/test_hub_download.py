@@ -285,6 +285,7 @@ def test_unreachable_endpoint_fails_clearly(
     assert f"Cannot reach the Hugging Face Hub at {endpoint}" in output
     assert "rakuten-data sample --out" in output and "copy the real files" in output
     assert "Traceback" not in output and TOKEN not in output
+    assert not (tmp_path / "raw").exists()  # nothing written
 
 
 def test_hub_outage_is_reported_like_unreachable(

@@ -201,7 +201,6 @@ def download(
         HubUnreachableError: no answer from the Hub and no intact earlier download.
         DownloadError: the Hub answered with an error, or a file failed verification.
     """
-    out.mkdir(parents=True, exist_ok=True)
     previous = load_manifest(out, source)
     try:
         remotes = [describe(source, name) for name in (*CSV_FILES, archive)]
@@ -222,6 +221,7 @@ def download(
     logger.info(
         "dataset %s at %s resolves to commit %s", source.repo_id, source.revision, remotes[0].commit
     )
+    out.mkdir(parents=True, exist_ok=True)
     (out / SAMPLE_MARKER).unlink(missing_ok=True)  # whatever was here is being replaced
     summary = DownloadSummary(commit=remotes[0].commit)
     manifest = Manifest(repo_id=source.repo_id, revision=source.revision, commit=summary.commit)
