@@ -1,59 +1,45 @@
-"""Fixtures of the batch-prediction tests: a real tiny bundle and real challenge rows/images."""
+"""Fixtures of the batch-prediction tests: a real small bundle and real challenge rows/images."""
 
 from __future__ import annotations
 
-import csv
-import shutil
+import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.utils.paths import shared_data
-from tests.utils.predict_bundle import make_predict_bundle
+from tests.utils.predict_data import make_labelled_products
 
 
 @pytest.fixture(scope="session")
-def predict_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real Keras bundle satisfying the input contract (tiny, untrained, deterministic)."""
-    return make_predict_bundle(tmp_path_factory.mktemp("predict-bundle") / "bundle")
+def predict_bundle_dir(small_bundle_dir: Path) -> Path:
+    """The training service's small real bundle (production architecture, trained on a sample)."""
+    return small_bundle_dir
 
 
 @pytest.fixture(scope="session")
-def predict_bundle(predict_bundle_dir: Path):  # type: ignore[no-untyped-def]
-    from rakuten_core.bundle import load_bundle
+def predict_bundle(predict_bundle_dir: Path) -> Any:
+    from rakuten_core.bundle import load_bundle  # noqa: PLC0415  (imports Keras)
 
     return load_bundle(predict_bundle_dir)
 
 
 @pytest.fixture
 def labelled_products(tmp_path: Path) -> Path:
-    """A challenge-format folder built from the first real training rows and their images.
+    """Real rows, labels and images with every degraded case (see ``make_labelled_products``)."""
+    return make_labelled_products(tmp_path)
 
-    ``x.csv`` (real rows, multi-line HTML descriptions included), ``y.csv`` (their real labels)
-    and ``images/`` with the real JPEGs available for them; on top of the real gaps (rows whose
-    image is not in the shared copy) one image is replaced by garbage bytes and one row gets an
-    empty designation and description, so every degraded case is present.
-    """
-    sample = shared_data("raw_sample")
-    images = shared_data("images", "train")
-    with (sample / "X_train.csv").open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.reader(fh))
-    header, body = rows[0], rows[1:61]
-    body[5][1] = ""  # empty designation
-    body[5][2] = ""  # and no description
-    out_images = tmp_path / "images"
-    out_images.mkdir()
-    with_image = []
-    for row in body:
-        name = f"image_{row[4]}_product_{row[3]}.jpg"
-        if (images / name).is_file():
-            shutil.copy(images / name, out_images / name)
-            with_image.append(name)
-    (out_images / with_image[1]).write_bytes(b"this is not a jpeg")
-    with (tmp_path / "x.csv").open("w", encoding="utf-8", newline="") as fh:
-        csv.writer(fh).writerows([header, *body])
-    with (sample / "Y_train.csv").open(encoding="utf-8", newline="") as fh:
-        labels = list(csv.reader(fh))[: len(body) + 1]
-    with (tmp_path / "y.csv").open("w", encoding="utf-8", newline="") as fh:
-        csv.writer(fh).writerows(labels)
-    return tmp_path
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging() -> Iterator[None]:
+    """The CLI configures logging on a stderr that CliRunner closes afterwards; undo it."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.handlers[:] = handlers
+    root.setLevel(level)

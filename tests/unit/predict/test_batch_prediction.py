@@ -13,6 +13,7 @@ import pytest
 from sklearn.metrics import f1_score
 from typer.testing import CliRunner
 
+from rakuten_core.bundle import read_metadata
 from rakuten_core.dataset import image_filename
 from rakuten_core.image import decode_image
 from rakuten_core.inputs import model_inputs
@@ -21,6 +22,7 @@ from rakuten_predict.cli import app
 from rakuten_predict.engine import predict_batches
 from rakuten_predict.output import output_columns
 from rakuten_predict.reader import ProductCsv, ProductRow, batched
+from tests.utils.predict_data import EMPTY_TEXT_ROW, GARBAGE_IMAGE
 
 pytestmark = pytest.mark.slow  # loads TensorFlow and a real Keras model
 
@@ -69,19 +71,19 @@ def test_every_row_is_predicted_and_degraded_rows_are_listed(
     expected_unreadable = {
         i for i, r in source.iterrows()
         if (images / image_filename(r["imageid"], r["productid"])).exists()
-        and (images / image_filename(r["imageid"], r["productid"])).read_bytes()[:4] == b"this"
+        and (images / image_filename(r["imageid"], r["productid"])).read_bytes() == GARBAGE_IMAGE
     }  # fmt: skip
     summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert summary["rows"] == len(source)
     assert {r["index"] for r in summary["missing_image"]} == expected_missing
     assert {r["index"] for r in summary["unreadable_image"]} == expected_unreadable
     assert len(expected_missing) > 5 and len(expected_unreadable) == 1
-    assert [r["index"] for r in summary["empty_text"]] == [5]
+    assert [r["index"] for r in summary["empty_text"]] == [EMPTY_TEXT_ROW]
     assert summary["empty_text"][0]["line"] == 7
     assert sum(c["count"] for c in summary["counts"].values()) == len(source)
     assert summary["counts"][str(frame["prdtypecode"].iloc[0])]["count"] >= 1
     assert summary["mean_confidence"] == pytest.approx(frame["probability"].mean(), abs=1e-5)
-    assert summary["model"]["version"] == "tiny-1"
+    assert summary["model"]["version"] == read_metadata(predict_bundle_dir).model_version
     assert summary["throughput"]["rows_per_second"] > 0
 
     truth = pd.read_csv(labelled_products / "y.csv", index_col=0)["prdtypecode"]
@@ -112,7 +114,7 @@ def test_batch_gives_the_serving_path_answer(
     for row in ProductCsv(labelled_products / "x.csv").rows():
         file = images / image_filename(row.imageid, row.productid)
         image = None
-        if file.exists() and file.read_bytes()[:4] != b"this":  # the API refuses garbage (415)
+        if file.exists() and file.read_bytes() != GARBAGE_IMAGE:  # the API refuses garbage (415)
             image = decode_image(file.read_bytes(), size=size)
             checked_with_image += 1
         elif file.exists():

@@ -16,9 +16,10 @@ from rakuten_predict.model_source import is_mlflow_uri, resolve_model
 def test_local_paths_and_uris_are_told_apart(tmp_path: Path) -> None:
     assert is_mlflow_uri("models:/rakuten@champion") and is_mlflow_uri("runs:/abc/bundle")
     assert not is_mlflow_uri("models/current")
-    assert resolve_model(str(tmp_path)).path == tmp_path
     with pytest.raises(ModelUnavailableError, match="not found"):
         resolve_model(str(tmp_path / "missing"))
+    with pytest.raises(ModelUnavailableError, match="no bundle.json"):
+        resolve_model(str(tmp_path))  # a folder, but not a bundle
 
 
 @pytest.mark.slow
@@ -40,7 +41,8 @@ def test_a_registered_bundle_is_resolved_by_alias_and_used_by_the_cli(
     client.set_registered_model_alias("rakuten-test", "champion", version.version)
 
     resolved = resolve_model("models:/rakuten-test@champion", download_dir=tmp_path / "dl")
-    assert json.loads((resolved.path / "bundle.json").read_text())["model_version"] == "tiny-1"
+    expected = json.loads((predict_bundle_dir / "bundle.json").read_text())["model_version"]
+    assert json.loads((resolved.path / "bundle.json").read_text())["model_version"] == expected
     assert resolved.registry_version == str(version.version)
 
     (tmp_path / "images").mkdir()
@@ -67,4 +69,4 @@ def test_a_registered_bundle_is_resolved_by_alias_and_used_by_the_cli(
             "--images", "images", "--out", "p.csv", "--no-progress",
         ],
     )  # fmt: skip
-    assert result.exit_code == 3 and "cannot download models:/rakuten-test@nope" in result.output
+    assert result.exit_code == 3 and "could not download models:/rakuten-test@nope" in result.output

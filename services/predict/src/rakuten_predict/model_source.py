@@ -1,18 +1,22 @@
-"""Where the model comes from: a local bundle directory or an MLflow ``models:/`` URI."""
+"""Where the model comes from: a local bundle directory or an MLflow ``models:/`` URI.
+
+Downloading and locating the bundle inside MLflow artifacts is the contract package's job
+(:func:`rakuten_core.registry.resolve_bundle`, shared with serving); this module adds what a
+batch run reports about it: the reference it was given and the registry version it resolved to.
+"""
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from rakuten_core.bundle import METADATA_FILE
-from rakuten_core.errors import BundleError, ModelUnavailableError
+from rakuten_core.errors import ModelUnavailableError
+from rakuten_core.registry import is_mlflow_uri, resolve_bundle
 
 logger = logging.getLogger(__name__)
 
-MLFLOW_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
+__all__ = ["ResolvedModel", "is_mlflow_uri", "resolve_model"]
 
 
 @dataclass(frozen=True)
@@ -24,49 +28,24 @@ class ResolvedModel:
     registry_version: str | None = None
 
 
-def is_mlflow_uri(spec: str) -> bool:
-    return spec.startswith(MLFLOW_SCHEMES)
-
-
-def _find_bundle_dir(root: Path) -> Path:
-    """The shallowest directory under ``root`` holding a ``bundle.json``."""
-    if (root / METADATA_FILE).is_file():
-        return root
-    found = sorted(root.rglob(METADATA_FILE), key=lambda p: len(p.parts))
-    if not found:
-        raise BundleError(f"no {METADATA_FILE} in the artifacts downloaded to {root}")
-    return found[0].parent
-
-
 def resolve_model(spec: str, *, download_dir: Path | None = None) -> ResolvedModel:
     """Turn ``--model`` into a local bundle directory, downloading it from MLflow if needed.
 
-    MLflow URIs use the tracking/registry server of ``MLFLOW_TRACKING_URI`` (a local store when
-    unset), exactly as the training service registers bundles.
+    MLflow URIs use the tracking/registry server of ``MLFLOW_TRACKING_URI`` (MLflow's local
+    default when unset), exactly as the training service registers bundles.
 
     Raises:
-        ModelUnavailableError: the path does not exist or MLflow cannot provide the model.
+        ModelUnavailableError: the path does not exist, holds no bundle, or MLflow cannot
+            provide the model.
     """
     if not is_mlflow_uri(spec):
         path = Path(spec)
         if not path.is_dir():
             raise ModelUnavailableError(f"{path}: model bundle directory not found")
-        return ResolvedModel(path, str(path))
-    target = Path(download_dir or tempfile.mkdtemp(prefix="rakuten-predict-model-"))
-    try:
-        from rakuten_core import registry  # type: ignore[attr-defined]  # noqa: PLC0415
-    except ImportError:
-        registry = None
-    if registry is not None and hasattr(registry, "download_bundle"):
-        return ResolvedModel(Path(registry.download_bundle(spec, dst=target)), spec)
-    import mlflow  # noqa: PLC0415  (heavy; only needed for registry URIs)
-
-    try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=spec, dst_path=str(target))
-    except Exception as exc:  # MlflowException, connection and permission errors alike
-        raise ModelUnavailableError(f"cannot download {spec} from MLflow: {exc}") from exc
-    logger.info("downloaded %s to %s", spec, local)
-    return ResolvedModel(_find_bundle_dir(Path(local)), spec, _registry_version(spec))
+        return ResolvedModel(resolve_bundle(path), spec)
+    path = resolve_bundle(spec, dst=download_dir)
+    logger.info("resolved %s to %s", spec, path)
+    return ResolvedModel(path, spec, _registry_version(spec))
 
 
 def _registry_version(spec: str) -> str | None:
@@ -75,7 +54,7 @@ def _registry_version(spec: str) -> str | None:
         return None
     ref = spec.removeprefix("models:/").strip("/")
     if "@" in ref:
-        from mlflow import MlflowClient  # noqa: PLC0415
+        from mlflow import MlflowClient  # noqa: PLC0415  (heavy; only for registry URIs)
 
         name, alias = ref.split("@", 1)
         try:
