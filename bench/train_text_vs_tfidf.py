@@ -88,7 +88,7 @@ def ours(train: pd.DataFrame, test: pd.DataFrame, overrides: dict[str, object]) 
         epochs=params.epochs,
         callbacks=callbacks,
         shuffle=False,
-        verbose=0,
+        verbose=int(os.environ.get("BENCH_VERBOSE", "0")),
     )
     probs = model.predict(make_dataset(split(test), with_labels=False, **common), verbose=0)
     return np.asarray(probs).argmax(axis=1)

@@ -154,3 +154,54 @@ class ModalityDropout(keras.layers.Layer):  # type: ignore[misc]  # keras is unt
         config: dict[str, Any] = super().get_config()
         config.update(text_rate=self.text_rate, image_rate=self.image_rate, seed=self.seed)
         return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SublinearTfIdf(keras.layers.Layer):  # type: ignore[misc]  # keras is untyped
+    """Term counts ``(N, V)`` -> L2-normalised sublinear TF-IDF, as scikit-learn computes it.
+
+    ``(1 + log(count)) * idf`` for present terms, 0 otherwise, then each row scaled to unit
+    L2 norm. ``idf`` is a non-trainable weight set once from the training corpus with
+    :meth:`set_document_frequencies` (``idf = ln((1 + n_docs) / (1 + df)) + 1``, scikit-learn's
+    smoothed formula). Keras' own ``tf_idf`` mode uses raw counts and another IDF, which on the
+    real French listings costs about 15 points of weighted F1 with the same linear classifier.
+    """
+
+    def __init__(self, vocabulary_size: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.vocabulary_size = int(vocabulary_size)
+
+    def build(self, input_shape: Any) -> None:
+        self.idf = self.add_weight(
+            name="idf",
+            shape=(self.vocabulary_size,),
+            initializer="ones",
+            trainable=False,
+        )
+        super().build(input_shape)
+
+    def set_document_frequencies(self, df: Any, n_docs: int) -> None:
+        """Set ``idf`` from per-term document frequencies over ``n_docs`` training texts."""
+        import numpy as np  # noqa: PLC0415
+
+        freq = np.asarray(df, dtype=np.float64)
+        if freq.shape != (self.vocabulary_size,):
+            raise ValueError(f"df has shape {freq.shape}, expected ({self.vocabulary_size},)")
+        if not self.built:
+            self.build((None, self.vocabulary_size))
+        self.idf.assign((np.log((1.0 + n_docs) / (1.0 + freq)) + 1.0).astype("float32"))
+
+    def call(self, inputs: Any) -> Any:
+        counts = tf.cast(inputs, self.compute_dtype)
+        present = counts > 0
+        tf_part = tf.where(present, 1.0 + tf.math.log(tf.maximum(counts, 1.0)), 0.0)
+        weighted = tf_part * self.idf
+        return tf.math.l2_normalize(weighted, axis=-1)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
+        config.update(vocabulary_size=self.vocabulary_size)
+        return config

@@ -8,8 +8,8 @@ with ``safe_mode=True`` and without this package.
 ::
 
     text ──ModalityDropout──▶ TextNormalizer ─┬─ TextVectorization(seq) ─ Embedding ─ (Bi)LSTM ─┐
-    image ─┤ (train only)                      ├─ TextVectorization(word 1..N, tf_idf) ─ L2 ────┤
-    has_image                  CharNgrams ─────┴─ TextVectorization(char, tf_idf) ─ L2 ─────────┤
+    image ─┤ (train only)                      ├─ TextVectorization(word 1..N) ─ SublinearTfIdf ┤
+    has_image                  CharNgrams ─────┴─ TextVectorization(char) ─ SublinearTfIdf ────┤
                                                         (wide: Dropout, Dense relu) ──────────┤
     image ─ Rescaling ─ [RandomFlip] ─ CNN ─ GAP ─ Dense ─ × has_image ─────────────────────────┤
     has_image ──────────────────────────────────────────────────────────────────────────────────┘
@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT
-from rakuten_core.layers import CharNgrams, ModalityDropout, TextNormalizer
+from rakuten_core.layers import CharNgrams, ModalityDropout, SublinearTfIdf, TextNormalizer
 from rakuten_train.params import ImageParams, TextParams, TrainParams
 
 OUTPUT_NAME = "probabilities"
@@ -74,14 +74,17 @@ def _text_branch(p: TextParams, text: Any, corpus: tf.Tensor) -> list[Any]:
         output_sequence_length=p.sequence_length,
         name="lstm_vectorizer",
     )
-    sequences.adapt(corpus_norm)
-    tokens = keras.layers.Reshape((p.sequence_length,))(sequences(normalized))
-    embedded = keras.layers.Embedding(
-        p.max_tokens, p.embedding_dim, mask_zero=True, name="embedding"
-    )(tokens)
-    lstm = keras.layers.LSTM(p.lstm_units, name="lstm")
-    deep = (keras.layers.Bidirectional(lstm, name="bilstm") if p.bidirectional else lstm)(embedded)
-    branches: list[Any] = [deep]
+    if p.lstm_units:
+        sequences.adapt(corpus_norm)
+    branches: list[Any] = []
+    if p.lstm_units:
+        tokens = keras.layers.Reshape((p.sequence_length,))(sequences(normalized))
+        embedded = keras.layers.Embedding(
+            p.max_tokens, p.embedding_dim, mask_zero=True, name="embedding"
+        )(tokens)
+        lstm = keras.layers.LSTM(p.lstm_units, name="lstm")
+        deep = keras.layers.Bidirectional(lstm, name="bilstm") if p.bidirectional else lstm
+        branches.append(deep(embedded))
 
     wide: list[Any] = []
     if p.word_max_tokens:
@@ -89,20 +92,21 @@ def _text_branch(p: TextParams, text: Any, corpus: tf.Tensor) -> list[Any]:
             max_tokens=p.word_max_tokens,
             standardize=None,
             ngrams=p.word_ngrams if p.word_ngrams > 1 else None,
-            output_mode="tf_idf",
-            name="word_tfidf",
+            output_mode="count",
+            name="word_counts",
         )
         words.adapt(corpus_norm)
-        wide.append(keras.layers.UnitNormalization(name="word_l2")(_flat(words(normalized))))
+        wide.append(_tfidf(words, normalized, corpus_norm, "word_tfidf"))
     if p.char_max_tokens:
         chargrams = CharNgrams(
             p.char_ngram_min, p.char_ngram_max, p.char_max_chars, name="char_ngrams"
         )
         chars = keras.layers.TextVectorization(
-            max_tokens=p.char_max_tokens, standardize=None, output_mode="tf_idf", name="char_tfidf"
+            max_tokens=p.char_max_tokens, standardize=None, output_mode="count", name="char_counts"
         )
-        chars.adapt(chargrams(corpus))
-        wide.append(keras.layers.UnitNormalization(name="char_l2")(_flat(chars(chargrams(text)))))
+        corpus_chars = chargrams(corpus)
+        chars.adapt(corpus_chars)
+        wide.append(_tfidf(chars, chargrams(text), corpus_chars, "char_tfidf"))
     if wide:
         merged = wide[0] if len(wide) == 1 else keras.layers.Concatenate(name="wide")(wide)
         merged = keras.layers.Dropout(p.wide_dropout, name="wide_dropout")(merged)
@@ -112,8 +116,16 @@ def _text_branch(p: TextParams, text: Any, corpus: tf.Tensor) -> list[Any]:
     return branches
 
 
-def _flat(x: Any) -> Any:
-    return keras.layers.Flatten()(x)
+def _tfidf(vectorizer: Any, text: Any, corpus: tf.Tensor, name: str) -> Any:
+    """Counts -> sublinear TF-IDF with IDF from ``corpus`` (document frequencies by batch)."""
+    size = int(vectorizer.vocabulary_size())
+    df = np.zeros(size, dtype=np.float64)
+    for batch in tf.data.Dataset.from_tensor_slices(corpus).batch(512):
+        counts = np.asarray(vectorizer(batch)).reshape(-1, size)
+        df += (counts > 0).sum(axis=0)
+    layer = SublinearTfIdf(size, name=name)
+    layer.set_document_frequencies(df, int(corpus.shape[0]))
+    return layer(keras.layers.Reshape((size,))(vectorizer(text)))
 
 
 def _image_branch(p: ImageParams, image: Any, has_image: Any, size: int, seed: int) -> Any:

@@ -26,7 +26,7 @@ class TextParams(_Section):
     max_tokens: int = Field(default=20_000, gt=2, description="LSTM vocabulary size")
     sequence_length: int = Field(default=64, gt=0, description="tokens read by the LSTM")
     embedding_dim: int = Field(default=64, gt=0)
-    lstm_units: int = Field(default=64, gt=0)
+    lstm_units: int = Field(default=64, ge=0, description="0 disables the LSTM (ablation)")
     bidirectional: bool = True
     word_ngrams: int = Field(default=2, ge=1, description="word n-grams 1..N of the wide part")
     word_max_tokens: int = Field(

@@ -114,7 +114,7 @@ def decide(new_f1: float, champion_f1: float | None, margin: float) -> tuple[boo
     if champion_f1 is None:
         return True, f"no champion yet; new weighted F1 {new_f1:.4f}"
     needed = champion_f1 + margin
-    if new_f1 >= needed:
+    if new_f1 >= needed - 1e-9:  # F1s are rounded to 6 digits; ignore float noise in the sum
         return True, (
             f"new weighted F1 {new_f1:.4f} >= champion {champion_f1:.4f} + margin {margin:.4f}"
         )

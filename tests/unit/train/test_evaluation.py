@@ -1,0 +1,99 @@
+"""Metrics, report files and the promotion rule, on hand-checkable predictions."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rakuten_core.categories import CATEGORIES, CategoryIndex
+from rakuten_train.evaluation import Evaluation, scores
+from rakuten_train.reports import REPORT_FILES, write_reports
+from rakuten_train.tracking import decide
+
+INDEX = CategoryIndex(CATEGORIES)
+
+
+def test_scores_match_hand_computed_values() -> None:
+    # class 0: 3 true, 2 found (+1 false positive from class 1); class 1: 1 true, 0 found.
+    y_true = np.asarray([0, 0, 0, 1])
+    y_pred = np.asarray([0, 0, 1, 0])
+    s = scores(y_true, y_pred, INDEX)
+    p0, r0 = 2 / 3, 2 / 3
+    f0 = 2 * p0 * r0 / (p0 + r0)
+    assert s["accuracy"] == pytest.approx(0.5)
+    assert s["weighted_f1"] == pytest.approx((3 * f0 + 1 * 0.0) / 4, abs=1e-6)
+    assert s["macro_f1"] == pytest.approx((f0 + 0.0) / 2, abs=1e-6)  # classes present in y_true
+    assert s["n"] == 4
+    first = s["per_class"][0]
+    assert first == {
+        "code": 10,
+        "name": "Used book",
+        "precision": pytest.approx(p0, abs=1e-6),
+        "recall": pytest.approx(r0, abs=1e-6),
+        "f1": pytest.approx(f0, abs=1e-6),
+        "support": 3,
+    }
+    assert len(s["per_class"]) == 27
+    assert sum(c["support"] for c in s["per_class"]) == 4
+
+
+def test_a_class_predicted_but_absent_from_test_does_not_lower_macro_f1() -> None:
+    s = scores(np.asarray([0, 0]), np.asarray([0, 5]), INDEX)
+    assert s["macro_f1"] == pytest.approx(2 / 3, abs=1e-6)  # only class 0 (F1 = 2/3)
+
+
+def _evaluation() -> Evaluation:
+    y = np.asarray([0, 1, 2, 2], dtype=np.int64)
+    fused = np.eye(27, dtype=np.float32)[[0, 1, 2, 0]]
+    text = np.eye(27, dtype=np.float32)[[0, 1, 1, 1]]
+    image = np.eye(27, dtype=np.float32)[[3, 3, 3, 3]]
+    probs = {"fused": fused, "text_only": text, "image_only": image}
+    modalities = {m: scores(y, p.argmax(axis=1), INDEX) for m, p in probs.items()}
+    metrics = {
+        "split": "test",
+        "weighted_f1": modalities["fused"]["weighted_f1"],
+        "modalities": modalities,
+    }
+    return Evaluation(metrics=metrics, y_true=y, probs=probs, reference={})
+
+
+def test_reports_hold_the_metrics_confusion_and_per_class_scores(tmp_path: Path) -> None:
+    out = write_reports(_evaluation(), INDEX, tmp_path / "reports")
+    assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["weighted_f1"] == pytest.approx(0.75, abs=1e-5)
+    with (out / "confusion_matrix.csv").open() as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][1:4] == ["10", "40", "50"] and len(rows) == 28
+    matrix = np.asarray([[int(v) for v in r[1:]] for r in rows[1:]])
+    assert matrix.sum() == 4 and matrix[2, 0] == 1 and matrix[2, 2] == 1 and matrix[0, 0] == 1
+    with (out / "per_class.csv").open() as fh:
+        per_class = {r["code"]: r for r in csv.DictReader(fh)}
+    assert float(per_class["50"]["f1"]) == pytest.approx(2 / 3, abs=1e-5)
+    assert float(per_class["50"]["text_only_f1"]) == 0.0
+    assert per_class["50"]["support"] == "2"
+    with (out / "predictions.csv").open() as fh:
+        assert list(csv.reader(fh))[1:] == [["10", "10"], ["40", "40"], ["50", "50"], ["50", "10"]]
+    assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("new", "champion", "margin", "promoted"),
+    [
+        (0.5, None, 0.0, True),
+        (0.80, 0.80, 0.0, True),
+        (0.80, 0.79, 0.02, False),
+        (0.82, 0.80, 0.02, True),
+        (0.70, 0.80, 0.0, False),
+    ],
+)
+def test_promotion_rule(new: float, champion: float | None, margin: float, promoted: bool) -> None:
+    ok, reason = decide(new, champion, margin)
+    assert ok is promoted
+    assert f"{new:.4f}" in reason
+    if not ok:
+        assert reason.startswith("not promoted") and f"{champion:.4f}" in reason
