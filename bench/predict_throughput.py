@@ -60,8 +60,8 @@ def build_dataset(work: Path, rows: int) -> tuple[Path, Path]:
 
 def raw_model_throughput(
     model_dir: Path, csv_path: Path, images: Path, batch: int, rows: int
-) -> float:
-    """Rows/s of the model alone on pre-decoded batches, after one warm-up call."""
+) -> tuple[float, float]:
+    """Rows/s and CPU ms/row of the model alone on pre-decoded batches, after a warm-up call."""
     from rakuten_core.bundle import load_bundle
     from rakuten_core.inputs import model_inputs
     from rakuten_predict.engine import prepare_row
@@ -77,11 +77,11 @@ def raw_model_throughput(
         if len(batches) == 4:
             break
     bundle.predict_proba(batches[0])  # trace / warm up
-    done, started = 0, time.perf_counter()
+    done, started, cpu = 0, time.perf_counter(), time.process_time()
     while done < rows:
         inputs = batches[(done // batch) % len(batches)]
         done += len(bundle.predict_proba(inputs))
-    return done / (time.perf_counter() - started)
+    return done / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / done
 
 
 def end_to_end(
@@ -107,6 +107,8 @@ def end_to_end(
     summary = json.loads(out.with_suffix(".summary.json").read_text(encoding="utf-8"))
     return {
         "rows_per_s": summary["throughput"]["rows_per_second"],
+        # CPU of the prediction loop (all threads), as the CLI measures it: no start-up, no load
+        "cpu_ms_per_row": summary["throughput"]["cpu_seconds"] * 1000 / summary["rows"],
         "wall_s": wall,
         "peak_rss_mib": usage.ru_maxrss / 1024,
         "workers": summary["throughput"]["workers"],
@@ -142,7 +144,8 @@ def main() -> None:
     csv_path, images = build_dataset(work, args.rows)
     quarter_csv, _ = build_dataset(work / "quarter", max(1, args.rows // 4))
     shutil.rmtree(work / "quarter" / "images")
-    raw = raw_model_throughput(model_dir, csv_path, images, args.batch_size, args.rows)
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    raw, raw_cpu = raw_model_throughput(model_dir, csv_path, images, args.batch_size, args.rows)
 
     results = []
     for workers in args.workers:
@@ -157,17 +160,30 @@ def main() -> None:
     )  # fmt: skip
     results.append((f"end to end, {quarter['workers']} threads, {args.rows // 4} rows", quarter))
 
+    print(f"load average after: {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")
     print()
-    print(f"| {'run':<48} | {'rows/s':>8} | {'/ raw':>6} | {'wall s':>7} | {'peak RSS MiB':>12} |")
-    print(f"|{'-' * 50}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 14}|")
+    head = ("run", "rows/s", "/ raw", "wall s", "CPU ms/row", "peak RSS MiB")
+    widths = (48, 8, 6, 7, 10, 12)
     print(
-        f"| {'raw model on decoded tensors':<48} | {raw:>8.1f} | {1.0:>6.2f} | {'':>7} | {'':>12} |"
+        "| "
+        + " | ".join(
+            f"{h:<{w}}" if i == 0 else f"{h:>{w}}"
+            for i, (h, w) in enumerate(zip(head, widths, strict=True))
+        )
+        + " |"
     )
+    print(f"|{'-' * 50}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 12}|{'-' * 14}|")
+    name = "raw model on decoded tensors"
+    print(f"| {name:<48} | {raw:>8.1f} | {1.0:>6.2f} | {'':>7} | {raw_cpu:>10.2f} | {'':>12} |")
     for name, r in results:
         print(
             f"| {name:<48} | {r['rows_per_s']:>8.1f} | {r['rows_per_s'] / raw:>6.2f} "
-            f"| {r['wall_s']:>7.1f} | {r['peak_rss_mib']:>12.0f} |"
+            f"| {r['wall_s']:>7.1f} | {r['cpu_ms_per_row']:>10.2f} | {r['peak_rss_mib']:>12.0f} |"
         )
+    print(
+        "\nrows/s and CPU ms/row exclude process start-up and model load (the CLI's own figures);"
+        "\nwith C free cores a run cannot exceed about C * 1000 / (CPU ms/row) rows/s."
+    )
     if args.keep:
         print(f"\nwork folder kept: {work}")
     else:

@@ -105,7 +105,7 @@ def run_prediction(
     summary = SummaryBuilder(bundle.categories)
     y_true: list[int] = []
     y_pred: list[int] = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with (
         PredictionWriter(config.out, bundle.categories) as writer,
         tqdm(total=total, unit="row", desc="predict", disable=not config.progress) as bar,
@@ -126,6 +126,7 @@ def run_prediction(
                     y_pred.append(bundle.categories.code_of(int(idx)))
             bar.update(len(result.rows))
     elapsed = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started  # every thread: decode pool and TensorFlow
 
     meta = bundle.metadata
     extra: dict[str, Any] = {
@@ -140,6 +141,7 @@ def run_prediction(
         "throughput": {
             "seconds": round(elapsed, 3),
             "rows_per_second": round(total / elapsed, 1) if elapsed > 0 else None,
+            "cpu_seconds": round(cpu_seconds, 3),
             "batch_size": config.batch_size,
             "workers": workers,
         },
