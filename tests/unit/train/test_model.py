@@ -1,0 +1,77 @@
+"""The model builder: contract inputs/outputs, no Lambda layers, pretrained-weights option."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+keras = pytest.importorskip("keras")
+
+from rakuten_core.image import blank_image  # noqa: E402
+from rakuten_core.inputs import model_inputs  # noqa: E402
+from rakuten_train.model import build_model  # noqa: E402
+from rakuten_train.params import load_params  # noqa: E402
+from tests.utils.bundles import SMALL_PARAMS  # noqa: E402
+
+TEXTS = ["Piscine hors sol tubulaire", "Roman policier poche", "Perceuse sans fil 18V"]
+
+
+def test_model_follows_the_input_contract_and_has_no_lambda() -> None:
+    params = load_params(None, SMALL_PARAMS)
+    model = build_model(params, TEXTS, 27)
+    assert sorted(model.input.keys()) == ["has_image", "image", "text"]
+    assert model.outputs[0].shape[-1] == 27
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert "Lambda" not in kinds
+    assert {"ModalityDropout", "TextNormalizer", "CharNgrams", "SublinearTfIdf"} <= kinds
+    size = params.image_size
+    probs = np.asarray(
+        model.predict_on_batch(
+            model_inputs(["", "Piscine"], [None, blank_image(size)], image_size=size)
+        )
+    )
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_missing_image_contributes_nothing_whatever_the_pixels() -> None:
+    """has_image = 0 masks the image branch: the pixels then cannot change the answer."""
+    params = load_params(None, SMALL_PARAMS)
+    model = build_model(params, TEXTS, 27)
+    size = params.image_size
+    base = model_inputs(["Piscine"], [None], image_size=size)
+    noisy = dict(base)
+    noisy["image"] = np.random.default_rng(0).integers(0, 255, (1, size, size, 3), dtype=np.uint8)
+    np.testing.assert_allclose(
+        np.asarray(model.predict_on_batch(noisy)), np.asarray(model.predict_on_batch(base))
+    )
+
+
+def test_backbone_starts_from_local_weights(tmp_path: Path) -> None:
+    params = load_params(None, {**SMALL_PARAMS, "image_size": 32, "image.backbone": "mobilenet_v2"})
+    donor = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), include_top=False, weights=None, pooling="avg", alpha=0.35
+    )
+    weights = tmp_path / "mobilenet.weights.h5"
+    donor.save_weights(weights)
+    model = build_model(
+        load_params(None, {**params.flat(), "image.weights": str(weights)}), TEXTS, 27
+    )
+    backbone = next(layer for layer in model.layers if "mobilenet" in layer.name)
+    for got, want in zip(backbone.get_weights(), donor.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    keras.saving.load_model(path, safe_mode=True, compile=False)  # no Lambda inside
+
+
+def test_missing_weights_file_is_refused(tmp_path: Path) -> None:
+    params = load_params(
+        None,
+        {**SMALL_PARAMS, "image.backbone": "mobilenet_v2", "image.weights": str(tmp_path / "x")},
+    )
+    with pytest.raises(FileNotFoundError, match="image.weights"):
+        build_model(params, TEXTS, 27)
