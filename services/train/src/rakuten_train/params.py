@@ -38,7 +38,7 @@ class TextParams(_Section):
         default=40_000, ge=0, description="0 disables the char TF-IDF input"
     )
     char_max_chars: int = Field(default=1000, gt=0, description="characters read for char n-grams")
-    wide_dropout: float = Field(default=0.4, ge=0.0, lt=1.0)
+    wide_dropout: float = Field(default=0.6, ge=0.0, lt=1.0)
     wide_units: int = Field(default=256, ge=0, description="hidden units over TF-IDF; 0 = linear")
 
 
@@ -73,7 +73,7 @@ class TrainParams(_Section):
     learning_rate: float = Field(default=2e-3, gt=0)
     early_stopping_patience: int = Field(default=3, ge=0, description="0 disables early stopping")
     class_weight: ClassWeighting = "sqrt_balanced"
-    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    label_smoothing: float = Field(default=0.1, ge=0.0, lt=1.0)
     fusion_dropout: float = Field(default=0.3, ge=0.0, lt=1.0)
     modality_dropout_text: float = Field(default=0.2, ge=0.0, lt=1.0)
     modality_dropout_image: float = Field(default=0.2, ge=0.0, lt=1.0)
