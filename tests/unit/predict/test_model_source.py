@@ -60,6 +60,7 @@ def test_a_registered_bundle_is_resolved_by_alias_and_used_by_the_cli(
     summary = json.loads((tmp_path / "p.summary.json").read_text())
     assert summary["model"]["source"] == "models:/rakuten-test@champion"
     assert summary["model"]["registry_version"] == str(version.version)
+    assert summary["model"]["path"] is None and summary["throughput"]["model_load_seconds"] > 0
     assert summary["missing_image"][0]["productid"] == 1
 
     result = CliRunner().invoke(

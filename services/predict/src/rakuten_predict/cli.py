@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +20,7 @@ from rakuten_core.bundle import load_bundle
 from rakuten_core.errors import InvalidInputError, ModelUnavailableError
 from rakuten_core.logs import configure_logging
 from rakuten_core.settings import RakutenSettings
-from rakuten_predict.model_source import resolve_model
+from rakuten_predict.model_source import is_mlflow_uri, resolve_model
 from rakuten_predict.runner import RunConfig, check_inputs, run_prediction, write_json
 
 app = typer.Typer(
@@ -82,9 +83,11 @@ def predict(
     )
     try:
         checked = check_inputs(config)  # before the (slow) model load: bad input fails fast
+        load_started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="rakuten-predict-model-") as download:
             resolved = resolve_model(model, download_dir=Path(download))
             bundle = load_bundle(resolved.path)  # fully in memory: the download can go
+        load_seconds = time.perf_counter() - load_started
         document = run_prediction(bundle, config, checked)
     except InvalidInputError as exc:
         logger.error("%s", exc)
@@ -96,6 +99,9 @@ def predict(
         raise typer.Exit(EXIT_MODEL_UNAVAILABLE) from None
     document["model"]["source"] = resolved.source
     document["model"]["registry_version"] = resolved.registry_version
+    if is_mlflow_uri(model):
+        document["model"]["path"] = None  # a temporary download, gone by now
+    document["throughput"]["model_load_seconds"] = round(load_seconds, 3)
     summary_path = summary or out.with_suffix(".summary.json")
     write_json(summary_path, document)
     if metrics is not None:
