@@ -136,6 +136,7 @@ def create_app(
         finally:
             await state.runner.stop()
             await run_in_threadpool(state.recorder.stop)
+            state.decode_pool.shutdown(wait=False)
             engine.dispose()
 
     app = FastAPI(

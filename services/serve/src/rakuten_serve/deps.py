@@ -25,7 +25,9 @@ logger = logging.getLogger(__name__)
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", scopes=SCOPES)
 
 
-def get_state(request: Request) -> ServeState:
+async def get_state(request: Request) -> ServeState:
+    # async on purpose (here and below): FastAPI runs a plain ``def`` dependency in the thread
+    # pool, a costly round trip per request for a dictionary lookup.
     state: ServeState = request.app.state.serve
     return state
 
@@ -33,11 +35,11 @@ def get_state(request: Request) -> ServeState:
 StateDep = Annotated[ServeState, Depends(get_state)]
 
 
-def get_app_settings(state: StateDep) -> ServeSettings:
+async def get_app_settings(state: StateDep) -> ServeSettings:
     return state.settings
 
 
-def get_predictor(state: StateDep) -> Predictor:
+async def get_predictor(state: StateDep) -> Predictor:
     return state.predictor
 
 
@@ -57,11 +59,14 @@ async def get_current_user(
     request: Request,
 ) -> UserInfo:
     """The enabled user the bearer token names, holding every scope the route requires."""
-    try:
-        claims = decode_access_token(token, key=state.signing_key)
-    except InvalidTokenError as exc:
-        logger.info("rejected token: %s", exc)
-        raise _unauthorized("invalid or expired token", security_scopes) from None
+    claims = state.tokens.get(token)
+    if claims is None:
+        try:
+            claims = decode_access_token(token, key=state.signing_key)
+        except InvalidTokenError as exc:
+            logger.info("rejected token: %s", exc)
+            raise _unauthorized("invalid or expired token", security_scopes) from None
+        state.tokens.put(token, claims)
     found, user = state.users.get(claims.subject)
     if not found:
         user = await run_in_threadpool(get_user, state.sessions, claims.subject)

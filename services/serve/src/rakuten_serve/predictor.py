@@ -165,6 +165,9 @@ class Predictor:
     def predict_batch(self, items: Sequence[PreparedInput]) -> list[PredictionResult]:
         """Blocking: one model call for all ``items`` (call from a worker thread)."""
         model = self.model
+        if any(it.image is not None and it.image.shape[0] != model.image_size for it in items):
+            # decoded for the previous model's image size, just before a reload swapped models
+            raise ModelUnavailableError("the model was replaced during the request; retry it")
         with self._call_lock:
             tops = model.predict(items, top_k=self._top_k)
         meta = model.metadata

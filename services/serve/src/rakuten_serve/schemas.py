@@ -180,7 +180,28 @@ class ReloadRequest(BaseModel):
 
 
 class ReloadResponse(BaseModel):
-    model_config = ConfigDict(protected_namespaces=())
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "previous_version": "2",
+                    "model": {
+                        "model_name": "rakuten-multimodal",
+                        "model_version": "3",
+                        "mlflow_run_id": "0f3e1c2d4b5a69788796a5b4c3d2e1f0",
+                        "created": "2026-11-23T06:00:00Z",
+                        "loaded_at": "2026-11-23T07:00:00Z",
+                        "source": "models:/rakuten-multimodal@champion",
+                        "metrics": {"weighted_f1": 0.81},
+                        "image_size": 64,
+                        "git_commit": "69a6430",
+                        "num_classes": 27,
+                    },
+                }
+            ]
+        },
+    )
 
     previous_version: str | None
     model: ModelInfo

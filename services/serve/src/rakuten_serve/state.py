@@ -6,7 +6,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from pydantic import SecretStr
 from slowapi import Limiter
@@ -18,6 +20,7 @@ from rakuten_serve.db.recorder import PredictionRecorder
 from rakuten_serve.metrics import Metrics
 from rakuten_serve.predictor import PredictionResult, Predictor, PreparedInput
 from rakuten_serve.settings import ServeSettings
+from rakuten_serve.tokens import TokenClaims
 from rakuten_serve.users import UserInfo
 
 
@@ -46,6 +49,32 @@ class UserCache:
             self._items[username] = (time.monotonic() + self._ttl_s, user)
 
 
+class TokenCache:
+    """Recently verified tokens and their claims, so a client sending the same bearer token
+    on every request does not pay for HMAC verification and claim parsing each time. An entry is
+    dropped at the token's expiry; the user's enabled state is still checked on every request."""
+
+    def __init__(self, max_items: int = 4096) -> None:
+        self._max_items = max_items
+        self._items: dict[str, TokenClaims] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> TokenClaims | None:
+        with self._lock:
+            claims = self._items.get(token)
+        if claims is not None and claims.expires <= datetime.now(UTC):
+            with self._lock:
+                self._items.pop(token, None)
+            return None
+        return claims
+
+    def put(self, token: str, claims: TokenClaims) -> None:
+        with self._lock:
+            if len(self._items) >= self._max_items:
+                self._items.clear()
+            self._items[token] = claims
+
+
 class LiveAccuracy:
     """Accuracy over the last ``window`` feedback items received by this process."""
 
@@ -72,5 +101,9 @@ class ServeState:
     limiter: Limiter
     users: UserCache
     accuracy: LiveAccuracy
+    tokens: TokenCache = field(default_factory=TokenCache)
+    decode_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
+    )
     started_at: float = field(default_factory=time.monotonic)
     warm_up_sizes: Sequence[int] = ()

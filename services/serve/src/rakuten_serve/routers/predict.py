@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from slowapi import Limiter
 
@@ -146,13 +147,17 @@ def build_router(limiter: Limiter, settings: ServeSettings) -> APIRouter:
                 product.designation, product.description, None, image_size=size, limits=limits
             )
         else:
-            prepared = await run_in_threadpool(
-                prepare_input,
-                product.designation,
-                product.description,
-                data,
-                image_size=size,
-                limits=limits,
+            # A dedicated pool: lighter than the generic thread pool on this hot path.
+            prepared = await asyncio.get_running_loop().run_in_executor(
+                state.decode_pool,
+                partial(
+                    prepare_input,
+                    product.designation,
+                    product.description,
+                    data,
+                    image_size=size,
+                    limits=limits,
+                ),
             )
         result = await state.runner.submit(prepared)
         best = result.top[0]
