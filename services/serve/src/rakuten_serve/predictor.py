@@ -144,13 +144,6 @@ class Predictor:
         self._call_lock = threading.Lock()
         self._reload_lock = threading.Lock()
 
-    @classmethod
-    def from_path(cls, path: str | Path, *, top_k: int = 5, warm_up_batch: int = 1) -> Predictor:
-        return cls(
-            load_model(str(path), cache_dir=Path("data/serve-models"), warm_up_batch=warm_up_batch),
-            top_k=top_k,
-        )
-
     @property
     def model(self) -> LoadedModel:
         model = self._model
