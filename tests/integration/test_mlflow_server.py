@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.integration.test_train_cli import small_args
-from tests.utils.bundles import make_small_data
+from tests.utils.bundles import SMALL_PARAMS, cli_set_args, make_small_data
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -89,7 +88,7 @@ def test_train_logs_registers_and_promotes_through_a_real_server(
             "train", "--data", str(data.processed), "--raw", str(data.raw),
             "--params", str(tmp_path / "absent.yaml"), "--bundle-out", str(tmp_path / "bundle"),
             "--reports", str(tmp_path / "reports"), "--experiment", "server-test", "--no-verbose",
-            *small_args({"epochs": 2, "registry.model_name": "server-model"}),
+            *cli_set_args({**SMALL_PARAMS, "epochs": 2, "registry.model_name": "server-model"}),
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output + repr(result.exception)

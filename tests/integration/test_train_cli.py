@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.utils.bundles import SMALL_PARAMS, SmallData, make_small_data
+from tests.utils.bundles import SMALL_PARAMS, SmallData, cli_set_args, make_small_data
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 pytestmark = pytest.mark.slow
@@ -24,11 +24,9 @@ MODEL_NAME = "rakuten-cli-test"
 
 
 def small_args(params: dict[str, object] | None = None) -> list[str]:
-    merged = {**SMALL_PARAMS, "epochs": 3, "registry.model_name": MODEL_NAME, **(params or {})}
-    args: list[str] = []
-    for key, value in merged.items():
-        args += ["--set", f"{key}={json.dumps(value)}"]
-    return args
+    return cli_set_args(
+        {**SMALL_PARAMS, "epochs": 3, "registry.model_name": MODEL_NAME, **(params or {})}
+    )
 
 
 @dataclass(frozen=True)

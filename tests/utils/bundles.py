@@ -36,6 +36,16 @@ SMALL_PARAMS: dict[str, Any] = {
 }
 
 
+def cli_set_args(params: dict[str, Any]) -> list[str]:
+    """``--set key=value`` arguments for ``rakuten-train train`` (values as JSON, read as YAML)."""
+    import json  # noqa: PLC0415
+
+    args: list[str] = []
+    for key, value in params.items():
+        args += ["--set", f"{key}={json.dumps(value)}"]
+    return args
+
+
 @dataclass(frozen=True)
 class SmallData:
     raw: Path
