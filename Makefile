@@ -23,8 +23,12 @@ system-deps: ## Install the servers and browser the integration tests run for re
 	bash scripts/system-deps.sh
 
 .PHONY: run
-run: install ## Run the platform's main job on the embedded default (offline sample if no Hub)
-	bash scripts/run-local.sh
+run: install ## The main job via DVC: data (Hub, else offline sample) -> prepare -> train -> evaluate -> predict
+	bash scripts/dvc-repro.sh
+
+.PHONY: serve
+serve: install ## Serve models/current on http://127.0.0.1:8000/ with a demo user (after make run)
+	bash scripts/serve-local.sh
 
 .PHONY: test
 test: install system-deps ## Run the whole test suite (unit, integration, e2e)

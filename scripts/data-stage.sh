@@ -4,11 +4,13 @@
 # DVC has no conditional stages, so this one stage dispatches on `data.source` (params.yaml):
 #   hub     rakuten-data download --out OUT --revision REV
 #   sample  rakuten-data sample --out OUT --train-rows N --test-rows M --seed S
+#   auto    hub; when the Hub cannot be reached (download exit 3, and only then), sample.
+#           Any other download failure (bad checksum, unknown revision, ...) still fails.
 # dvc.yaml passes every value explicitly (templated from params.yaml); nothing is read here.
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 --source hub|sample --out DIR [--revision REV] [--train-rows N] [--test-rows M] [--seed S]" >&2
+  echo "usage: $0 --source auto|hub|sample --out DIR [--revision REV] [--train-rows N] [--test-rows M] [--seed S]" >&2
   exit 2
 }
 
@@ -26,19 +28,31 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -n "$source" && -n "$out" ]] || usage
 
+EXIT_HUB_UNREACHABLE=3  # rakuten-data download: the Hub did not answer
+
+sample_args=(--out "$out")
+[[ -n "$train_rows" ]] && sample_args+=(--train-rows "$train_rows")
+[[ -n "$test_rows" ]] && sample_args+=(--test-rows "$test_rows")
+[[ -n "$seed" ]] && sample_args+=(--seed "$seed")
+
 case "$source" in
   hub)
     exec rakuten-data download --out "$out" --revision "$revision"
     ;;
   sample)
-    args=(--out "$out")
-    [[ -n "$train_rows" ]] && args+=(--train-rows "$train_rows")
-    [[ -n "$test_rows" ]] && args+=(--test-rows "$test_rows")
-    [[ -n "$seed" ]] && args+=(--seed "$seed")
-    exec rakuten-data sample "${args[@]}"
+    exec rakuten-data sample "${sample_args[@]}"
+    ;;
+  auto)
+    rc=0
+    rakuten-data download --out "$out" --revision "$revision" || rc=$?
+    if [[ $rc -eq $EXIT_HUB_UNREACHABLE ]]; then
+      echo "data: the Hub cannot be reached; falling back to the offline sample (data.source: auto)" >&2
+      exec rakuten-data sample "${sample_args[@]}"
+    fi
+    exit "$rc"
     ;;
   *)
-    echo "data.source must be 'hub' or 'sample', got '$source'" >&2
+    echo "data.source must be 'auto', 'hub' or 'sample', got '$source'" >&2
     exit 2
     ;;
 esac

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,3 +23,30 @@ def small_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.utils.bundles import build_small_bundle  # noqa: PLC0415
 
     return build_small_bundle(tmp_path_factory.mktemp("small_bundle"))
+
+
+# --- MLflow: no tracking/registry URI leaks from one test into the next ---------------------
+_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _reset_mlflow_uris() -> Iterator[None]:
+    """Undo ``mlflow.set_tracking_uri``/``set_registry_uri`` made by code under test.
+
+    ``rakuten-train`` run in-process points MLflow's process-wide URIs (and, through MLflow,
+    the ``MLFLOW_*_URI`` environment variables) at the store it used, for example a server
+    that is stopped once its test ends; a later test would otherwise talk to that dead server.
+    """
+    saved = {name: os.environ.get(name) for name in _MLFLOW_ENV}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if "mlflow" in sys.modules:
+        from mlflow.tracking._model_registry import utils as registry_utils  # noqa: PLC0415
+        from mlflow.tracking._tracking_service import utils as tracking_utils  # noqa: PLC0415
+
+        tracking_utils._tracking_uri = None
+        registry_utils._registry_uri = None

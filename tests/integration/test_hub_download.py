@@ -281,7 +281,7 @@ def test_unreachable_endpoint_fails_clearly(
 ) -> None:
     endpoint = f"http://127.0.0.1:{closed_port()}"
     code, output = _download(monkeypatch, endpoint, tmp_path / "raw")
-    assert code == 1
+    assert code == 3  # EXIT_HUB_UNREACHABLE: the code `data.source: auto` falls back on
     assert f"Cannot reach the Hugging Face Hub at {endpoint}" in output
     assert "rakuten-data sample --out" in output and "copy the real files" in output
     assert "Traceback" not in output and TOKEN not in output
@@ -293,7 +293,7 @@ def test_hub_outage_is_reported_like_unreachable(
 ) -> None:
     hub.state.fail_with = 503
     code, output = _download(monkeypatch, hub.url, tmp_path / "raw")
-    assert code == 1
+    assert code == 3
     assert "the Hub answered HTTP 503" in output and "rakuten-data sample --out" in output
 
 

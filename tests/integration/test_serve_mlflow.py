@@ -27,6 +27,7 @@ def _register(bundle: Path, tracking_uri: str, artifacts: Path, name: str, alias
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     experiment = mlflow.create_experiment("serve-reload", artifact_location=artifacts.as_uri())
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_artifacts(str(bundle), artifact_path="bundle")

@@ -1,7 +1,8 @@
 """``rakuten-data``: the data pipeline steps, one command per DVC stage.
 
-Exit codes: 0 success, 1 runtime failure (Hub unreachable, download failed verification),
-2 bad input (unusable raw data, impossible parameters).
+Exit codes: 0 success, 1 runtime failure (download failed verification, unknown repo or file),
+2 bad input (unusable raw data, impossible parameters), 3 Hub unreachable (the one failure an
+offline fallback to ``sample`` may follow).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 EXIT_RUNTIME = 1
 EXIT_BAD_INPUT = 2
+EXIT_HUB_UNREACHABLE = 3
 
 
 def _setup() -> DataSettings:
@@ -45,6 +47,10 @@ def _exit_for(error: RakutenError) -> typer.Exit:
     typer.echo(f"error: {error}", err=True)
     if isinstance(error, (InvalidInputError, PreparationError)):
         return typer.Exit(EXIT_BAD_INPUT)
+    from rakuten_data.hub import HubUnreachableError  # noqa: PLC0415  (huggingface_hub: lazy)
+
+    if isinstance(error, HubUnreachableError):
+        return typer.Exit(EXIT_HUB_UNREACHABLE)
     return typer.Exit(EXIT_RUNTIME)
 
 
