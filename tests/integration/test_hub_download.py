@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from rakuten_data.download import MANIFEST_FILE
 from rakuten_data.sample import SampleSpec, write_sample
 from rakuten_data.settings import get_settings
 from tests.utils.hub_server import COMMIT, HubServer, closed_port
+from tests.utils.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -344,3 +346,55 @@ def test_stand_in_answers_the_hub_api_like_the_hub(hub: HubServer) -> None:
     info = HfApi(endpoint=hub.url, token=False).dataset_info(REPO, revision="main")
     assert info.sha == COMMIT
     assert sorted(s.rfilename for s in info.siblings or []) == sorted(hub.state.files)
+
+
+def _data_stage(out: Path, endpoint: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``scripts/data-stage.sh`` (the DVC data stage) as DVC runs it, with the venv on PATH."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "RAKUTEN_HF"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        HF_ENDPOINT=endpoint,
+        HF_HUB_CACHE=str(out.parent / "hf-cache"),
+        RAKUTEN_LOG_DIR=str(out.parent / "logs"),
+    )
+    command = ["bash", str(REPO_ROOT / "scripts" / "data-stage.sh"), "--out", str(out),
+               "--train-rows", "170", "--test-rows", "3", "--seed", "7", *extra]  # fmt: skip
+    return subprocess.run(
+        command, cwd=out.parent, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_auto_source_falls_back_to_the_sample_when_the_hub_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "raw"
+    result = _data_stage(out, f"http://127.0.0.1:{closed_port()}", "--source", "auto")
+    assert result.returncode == 0, result.stderr
+    assert "Cannot reach the Hugging Face Hub" in result.stderr
+    assert "falling back to the offline sample" in result.stderr
+    labels = pd.read_csv(out / dataset.Y_TRAIN_FILE, index_col=0)
+    assert len(labels) == 170 and (out / "images" / "image_test").is_dir()
+
+
+def test_auto_source_downloads_when_the_hub_answers(hub: HubServer, tmp_path: Path) -> None:
+    out = tmp_path / "raw"
+    result = _data_stage(out, hub.url, "--source", "auto")
+    assert result.returncode == 0, result.stderr
+    assert "falling back" not in result.stderr
+    assert len(pd.read_csv(out / dataset.Y_TRAIN_FILE, index_col=0)) == 8  # the Hub's 8 rows
+    assert (out / MANIFEST_FILE).is_file()
+
+
+def test_auto_source_does_not_hide_other_download_failures(hub: HubServer, tmp_path: Path) -> None:
+    """An unknown revision (or a corrupt file) fails the stage: no silent switch to fake data."""
+    out = tmp_path / "raw"
+    result = _data_stage(out, hub.url, "--source", "auto", "--revision", "v9")
+    assert result.returncode == 1
+    assert "revision 'v9'" in result.stderr and "falling back" not in result.stderr
+    assert not (out / dataset.Y_TRAIN_FILE).exists()
+
+
+def test_data_stage_rejects_an_unknown_source(tmp_path: Path) -> None:
+    result = _data_stage(tmp_path / "raw", "http://127.0.0.1:9", "--source", "s3")
+    assert result.returncode == 2
+    assert "data.source must be 'auto', 'hub' or 'sample', got 's3'" in result.stderr
