@@ -309,7 +309,7 @@ def test_offline_rerun_of_a_complete_download_succeeds(
     assert "Hub unreachable, local copy is complete" in output
     (out / dataset.Y_TRAIN_FILE).write_text(",prdtypecode\n0,10\n")  # no longer intact
     code, output = _download(monkeypatch, f"http://127.0.0.1:{closed_port()}", out)
-    assert code == 1 and "Cannot reach the Hugging Face Hub" in output
+    assert code == 3 and "Cannot reach the Hugging Face Hub" in output
 
 
 def test_unknown_revision_and_repo_are_named(
@@ -324,7 +324,10 @@ def test_unknown_revision_and_repo_are_named(
 def test_sample_replaces_a_failed_download_but_not_a_complete_one(
     hub: HubServer, env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The main job falls back to `sample` when `download` fails, even half-way."""
+    """`sample` may replace a download that failed half-way, never a complete one.
+
+    (`data.source: auto` falls back to `sample` when the connection is lost mid-download.)
+    """
     out = tmp_path / "raw"
     hub.state.files["images.zip"] = b"not a zip at all"
     assert _download(monkeypatch, hub.url, out)[0] == 1  # CSVs written, images failed
