@@ -4,8 +4,10 @@ Both are trained and tested on the same stratified split (80/20, seed 42) of
 ``../shared/data/rakuten/text_fr/products.csv`` or ``text_en/products.csv``. Our model is the
 full bundle architecture fed through the real ``tf.data`` pipeline with no image
 (``has_image = 0``), trained with the ``params.yaml`` hyper-parameters (text modality dropout
-off: without an image, a dropped text leaves nothing to learn from) and early-stopped on a
-validation slice of the training part.
+off: without an image, a dropped text leaves nothing to learn from). The number of epochs is
+chosen by early stopping on a 10% validation slice of the training part, then a fresh model is
+trained on every training row for that many epochs (``--no-refit``: keep the early-stopped
+model, which has seen 10% fewer rows than the reference).
 
     uv run --frozen python bench/train_text_vs_tfidf.py --dataset text_fr
 """
@@ -16,6 +18,7 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -44,60 +47,100 @@ def reference(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     return np.asarray(clf.predict(test["text"]))
 
 
-def ours(train: pd.DataFrame, test: pd.DataFrame, overrides: dict[str, object]) -> np.ndarray:
+def ours(
+    train: pd.DataFrame, test: pd.DataFrame, overrides: dict[str, object], *, refit: bool
+) -> np.ndarray:
+    """Fit with early stopping on a 10% validation slice of ``train``; predict ``test``.
+
+    With ``refit``, the number of epochs early stopping chose is then used to train a fresh
+    model (vocabularies and IDF included) on every ``train`` row, as the reference is: without
+    it our model sees 10% fewer labelled rows than the LinearSVC (on ``text_fr`` the LinearSVC
+    itself loses 1.7 points of weighted F1 when fitted on those 90% only).
+    """
     import keras
 
-    from rakuten_train.model import build_model, compile_model
     from rakuten_train.params import load_params
-    from rakuten_train.pipeline import Split, class_weights, make_dataset
 
     params = load_params(ROOT / "params.yaml", {"modality_dropout_text": 0.0, **overrides})
     keras.utils.set_random_seed(params.seed)
     fit, val = train_test_split(
         train, test_size=0.1, stratify=train["label"], random_state=params.seed
     )
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True
+    )
+    model = _train(params, fit, val, params.epochs, [stopper])
+    if refit:
+        epochs = stopper.best_epoch + 1 if params.early_stopping_patience else params.epochs
+        print(f"  refit on all {len(train)} training rows for {epochs} epochs")
+        keras.utils.set_random_seed(params.seed)
+        model = _train(params, train, None, epochs, [])
+    return _predict(model, params, test)
 
-    def split(frame: pd.DataFrame) -> Split:
-        return Split(
-            texts=frame["text"].to_numpy(dtype=object),
-            image_paths=np.full(len(frame), "", dtype=object),
-            labels=frame["label"].to_numpy(dtype=np.int64),
-        )
+
+def _split(frame: pd.DataFrame) -> Any:
+    from rakuten_train.pipeline import Split
+
+    return Split(
+        texts=frame["text"].to_numpy(dtype=object),
+        image_paths=np.full(len(frame), "", dtype=object),
+        labels=frame["label"].to_numpy(dtype=np.int64),
+    )
+
+
+def _train(
+    params: Any, fit: pd.DataFrame, val: pd.DataFrame | None, epochs: int, callbacks: list[Any]
+) -> Any:
+    from rakuten_train.model import build_model, compile_model
+    from rakuten_train.pipeline import class_weights, make_dataset
 
     model = build_model(params, fit["text"].tolist(), len(CATEGORIES))
     compile_model(model, params)
-    weights = class_weights(split(fit).labels, len(CATEGORIES), params.class_weight)
+    labels = _split(fit).labels
+    weights = class_weights(labels, len(CATEGORIES), params.class_weight)
     common = {"image_size": params.image_size, "batch_size": params.batch_size}
     train_ds = make_dataset(
-        split(fit),
+        _split(fit),
         shuffle=True,
         seed=params.seed,
         cache=True,
-        sample_weights=weights[split(fit).labels],
+        sample_weights=weights[labels],
         **common,
     )
-    val_ds = make_dataset(split(val), cache=True, **common)
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=params.early_stopping_patience, restore_best_weights=True
-        )
-    ]
+    val_ds = None if val is None else make_dataset(_split(val), cache=True, **common)
     model.fit(
         train_ds,
         validation_data=val_ds,
-        epochs=params.epochs,
+        epochs=epochs,
         callbacks=callbacks,
         shuffle=False,
         verbose=int(os.environ.get("BENCH_VERBOSE", "0")),
     )
-    probs = model.predict(make_dataset(split(test), with_labels=False, **common), verbose=0)
-    return np.asarray(probs).argmax(axis=1)
+    return model
+
+
+def _predict(model: Any, params: Any, test: pd.DataFrame) -> np.ndarray:
+    from rakuten_train.pipeline import make_dataset
+
+    feed = make_dataset(
+        _split(test),
+        with_labels=False,
+        image_size=params.image_size,
+        batch_size=params.batch_size,
+    )
+    return np.asarray(model.predict(feed, verbose=0)).argmax(axis=1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", choices=["text_fr", "text_en"], default="text_fr")
     parser.add_argument("--set", action="append", default=[], help="param override key=value")
+    parser.add_argument(
+        "--no-refit",
+        dest="refit",
+        action="store_false",
+        help="keep the early-stopped model fitted on 90%% of the training rows (older protocol)",
+    )
     args = parser.parse_args()
     overrides = {k: _parse(v) for k, v in (s.split("=", 1) for s in args.set)}
 
@@ -106,11 +149,14 @@ def main() -> None:
     frame["text"] = frame["text"].map(clean_text)
     frame["label"] = frame["prdtypecode"].map(index.index_of)
     train, test = train_test_split(frame, test_size=0.2, stratify=frame["label"], random_state=42)
-    print(f"{args.dataset}: {len(train)} train / {len(test)} test rows, overrides={overrides}")
+    print(
+        f"{args.dataset}: {len(train)} train / {len(test)} test rows, "
+        f"overrides={overrides}, refit={args.refit}"
+    )
 
     for name, fn in (
         ("tfidf+linearsvc", lambda: reference(train, test)),
-        ("ours (text branch)", lambda: ours(train, test, overrides)),
+        ("ours (text branch)", lambda: ours(train, test, overrides, refit=args.refit)),
     ):
         start = time.perf_counter()
         pred = fn()

@@ -75,3 +75,18 @@ def test_missing_weights_file_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(FileNotFoundError, match="image.weights"):
         build_model(params, TEXTS, 27)
+
+
+def test_lstm_features_dropout_is_a_training_only_switch() -> None:
+    """``text.lstm_dropout`` adds a Dropout on the LSTM features; 0 leaves the graph without it."""
+    with_dropout = build_model(
+        load_params(None, {**SMALL_PARAMS, "text.lstm_dropout": 0.5}), TEXTS, 27
+    )
+    without = build_model(load_params(None, {**SMALL_PARAMS, "text.lstm_dropout": 0.0}), TEXTS, 27)
+    assert "lstm_dropout" in {layer.name for layer in with_dropout.layers}
+    assert "lstm_dropout" not in {layer.name for layer in without.layers}
+    feed = model_inputs(
+        ["Piscine hors sol"], [None], image_size=load_params(None, SMALL_PARAMS).image_size
+    )
+    first = np.asarray(with_dropout.predict_on_batch(feed))
+    np.testing.assert_allclose(np.asarray(with_dropout.predict_on_batch(feed)), first)

@@ -84,7 +84,10 @@ def _text_branch(p: TextParams, text: Any, corpus: tf.Tensor) -> list[Any]:
         )(tokens)
         lstm = keras.layers.LSTM(p.lstm_units, name="lstm")
         deep = keras.layers.Bidirectional(lstm, name="bilstm") if p.bidirectional else lstm
-        branches.append(deep(embedded))
+        deep_features = deep(embedded)
+        if p.lstm_dropout:  # on 2,000 real listings the LSTM overfits and drags the wide part
+            deep_features = keras.layers.Dropout(p.lstm_dropout, name="lstm_dropout")(deep_features)
+        branches.append(deep_features)
 
     wide: list[Any] = []
     if p.word_max_tokens:

@@ -28,6 +28,9 @@ class TextParams(_Section):
     embedding_dim: int = Field(default=64, gt=0)
     lstm_units: int = Field(default=64, ge=0, description="0 disables the LSTM (ablation)")
     bidirectional: bool = True
+    lstm_dropout: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="dropout on the LSTM's output features"
+    )
     word_ngrams: int = Field(default=2, ge=1, description="word n-grams 1..N of the wide part")
     word_max_tokens: int = Field(
         default=40_000, ge=0, description="0 disables the word TF-IDF input"
