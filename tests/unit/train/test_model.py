@@ -90,3 +90,23 @@ def test_lstm_features_dropout_is_a_training_only_switch() -> None:
     )
     first = np.asarray(with_dropout.predict_on_batch(feed))
     np.testing.assert_allclose(np.asarray(with_dropout.predict_on_batch(feed)), first)
+
+
+def test_lstm_branch_dropout_zeroes_whole_vectors_in_training_only() -> None:
+    """``text.lstm_branch_dropout`` drops an example's entire LSTM vector, never part of it."""
+    params = load_params(None, {**SMALL_PARAMS, "text.lstm_branch_dropout": 0.5})
+    model = build_model(params, TEXTS, 27)
+    branch = model.get_layer("lstm_branch_dropout")
+    probe = keras.Model(model.inputs, [branch.input, branch.output])
+    texts = [f"{TEXTS[i % 3]} {i}" for i in range(64)]
+    feed = model_inputs(texts, [None] * 64, image_size=params.image_size)
+
+    before, after = (np.asarray(t) for t in probe(feed, training=True))
+    zeroed = np.all(after == 0, axis=1)
+    assert 0 < zeroed.sum() < 64  # some examples dropped, some kept (p = 0.5, 64 draws)
+    np.testing.assert_allclose(after[~zeroed], before[~zeroed] * 2.0, rtol=1e-5)  # 1 / (1 - p)
+
+    before, after = (np.asarray(t) for t in probe(feed, training=False))
+    np.testing.assert_array_equal(after, before)
+    off = build_model(load_params(None, SMALL_PARAMS), TEXTS, 27)
+    assert "lstm_branch_dropout" not in {layer.name for layer in off.layers}

@@ -14,6 +14,9 @@ with ``safe_mode=True`` and without this package.
     image ─ Rescaling ─ [RandomFlip] ─ CNN ─ GAP ─ Dense ─ × has_image ─────────────────────────┤
     has_image ──────────────────────────────────────────────────────────────────────────────────┘
                                                   Concatenate ─ Dropout ─ Dense(C, softmax)
+
+The LSTM features go through a Dropout and a branch Dropout (an example's whole vector at once),
+both active in training only.
 """
 
 from __future__ import annotations
@@ -87,6 +90,10 @@ def _text_branch(p: TextParams, text: Any, corpus: tf.Tensor) -> list[Any]:
         deep_features = deep(embedded)
         if p.lstm_dropout:  # on 2,000 real listings the LSTM overfits and drags the wide part
             deep_features = keras.layers.Dropout(p.lstm_dropout, name="lstm_dropout")(deep_features)
+        if p.lstm_branch_dropout:  # the head must also classify from the wide part alone
+            deep_features = keras.layers.Dropout(
+                p.lstm_branch_dropout, noise_shape=(None, 1), name="lstm_branch_dropout"
+            )(deep_features)
         branches.append(deep_features)
 
     wide: list[Any] = []

@@ -31,6 +31,12 @@ class TextParams(_Section):
     lstm_dropout: float = Field(
         default=0.0, ge=0.0, lt=1.0, description="dropout on the LSTM's output features"
     )
+    lstm_branch_dropout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="probability of zeroing a training example's whole LSTM feature vector",
+    )
     word_ngrams: int = Field(default=2, ge=1, description="word n-grams 1..N of the wide part")
     word_max_tokens: int = Field(
         default=40_000, ge=0, description="0 disables the word TF-IDF input"
