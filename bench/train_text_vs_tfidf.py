@@ -163,29 +163,36 @@ def main() -> None:
         f"overrides={overrides}, refit={args.refit}"
     )
 
-    runs: list[tuple[str, Any]] = [("tfidf+linearsvc", lambda: reference(train, test))]
-    for seed in args.seeds:
-        seeded = {**overrides, "seed": seed}
-        runs.append((f"ours seed {seed}", lambda o=seeded: ours(train, test, o, refit=args.refit)))
-    ours_scores: list[float] = []
-    for name, fn in runs:
-        start = time.perf_counter()
-        pred = fn()
-        wf1 = f1_score(test["label"], pred, average="weighted")
-        if name.startswith("ours"):
-            ours_scores.append(wf1)
-        print(
-            f"{name:20s} weighted_f1={wf1:.4f} "
-            f"macro_f1={f1_score(test['label'], pred, average='macro'):.4f} "
-            f"accuracy={accuracy_score(test['label'], pred):.4f} "
-            f"time={time.perf_counter() - start:.1f}s"
-        )
-    if len(ours_scores) > 1:
-        scores = np.asarray(ours_scores)
+    _scored("tfidf+linearsvc", lambda: reference(train, test), test["label"])
+    scores = np.asarray(
+        [
+            _scored(
+                f"ours seed {seed}",
+                lambda o={**overrides, "seed": seed}: ours(train, test, o, refit=args.refit),
+                test["label"],
+            )
+            for seed in args.seeds
+        ]
+    )
+    if len(scores) > 1:
         print(
             f"{'ours, mean of ' + str(len(scores)):20s} weighted_f1={scores.mean():.4f} "
             f"(min {scores.min():.4f}, max {scores.max():.4f}, std {scores.std(ddof=1):.4f})"
         )
+
+
+def _scored(name: str, predict: Any, labels: Any) -> float:
+    """Time ``predict()``, print its scores against ``labels`` and return its weighted F1."""
+    start = time.perf_counter()
+    pred = predict()
+    wf1 = float(f1_score(labels, pred, average="weighted"))
+    print(
+        f"{name:20s} weighted_f1={wf1:.4f} "
+        f"macro_f1={f1_score(labels, pred, average='macro'):.4f} "
+        f"accuracy={accuracy_score(labels, pred):.4f} "
+        f"time={time.perf_counter() - start:.1f}s"
+    )
+    return wf1
 
 
 def _parse(value: str) -> object:
