@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from rakuten_core.records import Prediction
 from rakuten_serve.app import create_app
 from rakuten_serve.db.engine import build_engine
 from rakuten_serve.db.migrate import current_revision
-from rakuten_serve.db.models import Prediction
 from rakuten_serve.predictor import Predictor
 from tests.utils.postgres import PostgresServer
 from tests.utils.serve_app import (
@@ -72,7 +72,7 @@ def test_predictions_survive_a_postgres_outage(
         user_cache_seconds=600,
     )
     migrate_and_add_users(settings, DEFAULT_USERS)
-    assert current_revision(postgres.url) == "0001"
+    assert current_revision(postgres.url) == "0002"
     with TestClient(create_app(settings, shared_predictor)) as client:
         state = client.app.state.serve  # type: ignore[attr-defined]
         headers = bearer(get_token(client))  # the user lookup is cached from here on

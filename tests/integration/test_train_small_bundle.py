@@ -10,6 +10,7 @@ import pytest
 
 from rakuten_core.bundle import METADATA_FILE, MODEL_FILE, load_bundle, read_metadata
 from rakuten_core.categories import CATEGORIES
+from rakuten_core.drift import FEATURES, parse_reference
 from rakuten_core.inputs import model_inputs
 
 pytestmark = pytest.mark.slow
@@ -24,9 +25,14 @@ def test_small_bundle_is_complete_and_describes_itself(small_bundle_dir: Path) -
     assert meta.metrics["split"] == "test"
     assert set(meta.metrics["modalities"]) == {"fused", "text_only", "image_only"}
     assert 0.0 <= meta.metrics["weighted_f1"] <= 1.0
-    prior = meta.reference["prediction_prior"]
-    assert len(prior) == 27
-    assert sum(prior.values()) == pytest.approx(1.0, abs=1e-3)
+    reference = parse_reference(meta.reference)  # the monitor's format, versioned
+    assert set(reference.features) == {f.name for f in FEATURES}
+    classes = reference.features["predicted_class"]
+    assert classes.labels == [str(c.code) for c in CATEGORIES]
+    assert classes.total == reference.n == meta.metrics["n"]
+    assert reference.features["text_length"].total == reference.n
+    assert reference.features["no_description"].total == reference.n  # descriptions were read
+    assert 0 < reference.features["image_brightness"].total <= reference.n
     assert meta.params["image_size"] == 32
 
 

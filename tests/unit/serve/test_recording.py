@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rakuten_core.logs import configure_logging
+from rakuten_core.records import Feedback, Prediction
 from rakuten_serve.app import create_app
 from rakuten_serve.db.engine import build_engine
-from rakuten_serve.db.models import Feedback, Prediction
 from rakuten_serve.predictor import Predictor
 from rakuten_serve.settings import ServeSettings
 from tests.utils.serve_app import (
@@ -77,6 +77,10 @@ def test_every_field_of_a_prediction_is_recorded(
     assert len(row.top_k) == 5
     assert 0 < row.latency_ms < 10_000
     assert abs((datetime.now(UTC) - row.created_at.replace(tzinfo=UTC)).total_seconds()) < 60
+    # drift features, computed by rakuten_core.drift.product_features (what the monitor reads)
+    assert row.text_length == len("Piscine ronde Avec pompe")  # the cleaned model text
+    assert (row.has_description, row.has_image) == (True, True)
+    assert row.image_brightness == pytest.approx((30 + 120 + 200) / 3, abs=3)  # a flat JPEG
 
 
 def test_feedback_updates_live_accuracy_and_is_owned(

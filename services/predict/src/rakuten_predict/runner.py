@@ -14,10 +14,10 @@ from tqdm import tqdm
 
 from rakuten_core.bundle import Bundle
 from rakuten_core.errors import InvalidInputError
+from rakuten_core.scoring import classification_metrics
 from rakuten_predict.engine import predict_batches
 from rakuten_predict.output import PredictionWriter
 from rakuten_predict.reader import ProductCsv, batched, read_labels
-from rakuten_predict.scoring import classification_metrics
 from rakuten_predict.summary import SummaryBuilder
 
 logger = logging.getLogger(__name__)

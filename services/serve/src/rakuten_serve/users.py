@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rakuten_core.errors import InvalidInputError
-from rakuten_serve.db.models import User
+from rakuten_core.records import User
 from rakuten_serve.passwords import hash_password
 
 SCOPES: dict[str, str] = {

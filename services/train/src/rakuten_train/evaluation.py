@@ -2,26 +2,24 @@
 
 The same functions serve ``rakuten-train train`` (right after fitting) and
 ``rakuten-train evaluate`` (on a saved bundle), so both report identical figures for a bundle.
-Macro F1 is averaged over the classes present in the test split (a class the model predicts
-but the split lacks would otherwise count as a zero); weighted F1 (the challenge metric) weighs
-each class by its test support.
+The scores are :mod:`rakuten_core.scoring`'s (the definitions batch prediction and the monitor
+use too) and the reference distributions :mod:`rakuten_core.drift`'s (the features serving
+records for each prediction, computed by the same function).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from rakuten_core.categories import CategoryIndex
-from rakuten_train.pipeline import MODALITIES, Modality, Split, make_dataset
-
-TEXT_LENGTH_EDGES = [0, 25, 50, 100, 200, 400, 800, 1600, 3200, 1e9]
-BRIGHTNESS_EDGES = [float(x) for x in np.linspace(0, 256, 17)]
-CONFIDENCE_EDGES = [float(x) for x in np.linspace(0, 1, 11)]
+from rakuten_core.drift import ProductFeatures, build_reference, product_features
+from rakuten_core.scoring import classification_metrics, codes_of, modality_metrics
+from rakuten_train.pipeline import MODALITIES, Modality, Split, decode_or_blank, make_dataset
 
 
 @dataclass(frozen=True)
@@ -54,31 +52,10 @@ def predict_split(
 def scores(
     y_true: NDArray[np.int64], y_pred: NDArray[np.int64], categories: CategoryIndex
 ) -> dict[str, Any]:
-    """Weighted/macro F1, accuracy and per-class precision/recall/F1/support."""
-    present = sorted({int(y) for y in y_true})
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=list(range(len(categories))), zero_division=0
+    """:func:`rakuten_core.scoring.classification_metrics` of class indices (model outputs)."""
+    return classification_metrics(
+        codes_of(y_true, categories), codes_of(y_pred, categories), categories
     )
-    total = int(support.sum())
-    weighted = float((f1 * support).sum() / total) if total else 0.0
-    per_class = [
-        {
-            "code": categories.code_of(i),
-            "name": categories.categories[i].name_en,
-            "precision": round(float(precision[i]), 6),
-            "recall": round(float(recall[i]), 6),
-            "f1": round(float(f1[i]), 6),
-            "support": int(support[i]),
-        }
-        for i in range(len(categories))
-    ]
-    return {
-        "weighted_f1": round(weighted, 6),
-        "macro_f1": round(float(np.mean(f1[present])) if present else 0.0, 6),
-        "accuracy": round(float(accuracy_score(y_true, y_pred)) if total else 0.0, 6),
-        "n": total,
-        "per_class": per_class,
-    }
 
 
 def evaluate_model(
@@ -94,57 +71,39 @@ def evaluate_model(
         m: predict_split(model, split, image_size=image_size, batch_size=batch_size, modality=m)
         for m in MODALITIES
     }
-    per_modality = {m: scores(split.labels, p.argmax(axis=1), categories) for m, p in probs.items()}
-    fused = per_modality["fused"]
-    metrics: dict[str, Any] = {
-        "split": "test",
-        "weighted_f1": fused["weighted_f1"],
-        "macro_f1": fused["macro_f1"],
-        "accuracy": fused["accuracy"],
-        "n": fused["n"],
-        "text_only_weighted_f1": per_modality["text_only"]["weighted_f1"],
-        "image_only_weighted_f1": per_modality["image_only"]["weighted_f1"],
-        "modalities": per_modality,
-    }
+    metrics = modality_metrics(
+        codes_of(split.labels, categories),
+        {m: codes_of(p.argmax(axis=1), categories) for m, p in probs.items()},
+        categories,
+        split="test",
+    )
     reference = reference_distributions(split, probs["fused"], categories, image_size=image_size)
     return Evaluation(metrics=metrics, y_true=split.labels, probs=probs, reference=reference)
-
-
-def confusion(
-    y_true: NDArray[np.int64], y_pred: NDArray[np.int64], n_classes: int
-) -> NDArray[np.int64]:
-    return np.asarray(confusion_matrix(y_true, y_pred, labels=list(range(n_classes))))
 
 
 def reference_distributions(
     split: Split, probs: NDArray[np.float32], categories: CategoryIndex, *, image_size: int
 ) -> dict[str, Any]:
-    """What serving compares live traffic against to detect drift (all on the test split)."""
-    from rakuten_train.pipeline import decode_or_blank  # noqa: PLC0415
+    """What the monitor compares live traffic with (:class:`rakuten_core.drift.DriftReference`).
 
-    n = max(len(split), 1)
-    predicted = np.bincount(probs.argmax(axis=1), minlength=len(categories))
-    lengths = np.asarray([len(t) for t in split.texts], dtype=np.float64)
-    brightness = []
-    for path in split.image_paths:
-        image, has = decode_or_blank(str(path), image_size)
-        if has:
-            brightness.append(float(image.mean()))
-    confidence = probs.max(axis=1) if len(split) else np.zeros(0)
-
-    def hist(values: Any, edges: list[float]) -> dict[str, Any]:
-        counts, _ = np.histogram(np.asarray(values, dtype=np.float64), bins=edges)
-        total = max(int(counts.sum()), 1)
-        return {"edges": edges, "fractions": [round(int(c) / total, 6) for c in counts]}
-
-    return {
-        "n": len(split),
-        "prediction_prior": {
-            str(categories.code_of(i)): round(int(c) / n, 6) for i, c in enumerate(predicted)
-        },
-        "text_length_chars": hist(lengths, TEXT_LENGTH_EDGES),
-        "empty_text_rate": round(float((lengths == 0).sum()) / n, 6),
-        "image_brightness": hist(brightness, BRIGHTNESS_EDGES),
-        "missing_image_rate": round(1 - len(brightness) / n, 6),
-        "confidence": hist(confidence, CONFIDENCE_EDGES),
-    }
+    Computed on the test split with the fused predictions, through the same
+    :func:`rakuten_core.drift.product_features` serving applies to each request: the images
+    are decoded at the model's size by the function serving uses, the texts are the cleaned
+    model inputs. A split without its descriptions leaves ``no_description`` empty.
+    """
+    predicted = probs.argmax(axis=1) if len(split) else np.zeros(0, dtype=np.int64)
+    rows: list[ProductFeatures] = []
+    for i in range(len(split)):
+        image, has = decode_or_blank(str(split.image_paths[i]), image_size)
+        features = product_features(
+            text=str(split.texts[i]),
+            description=None if split.descriptions is None else str(split.descriptions[i]),
+            image=image if has else None,
+            prdtypecode=categories.code_of(int(predicted[i])),
+            probability=float(probs[i].max()),
+        )
+        if split.descriptions is None:
+            features = dataclasses.replace(features, has_description=None)
+        rows.append(features)
+    codes = [c.code for c in categories.categories]
+    return build_reference(rows, codes=codes).model_dump(mode="json")

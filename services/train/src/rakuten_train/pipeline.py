@@ -40,6 +40,7 @@ class Split:
     texts: NDArray[np.object_]
     image_paths: NDArray[np.object_]  # absolute, "" when missing
     labels: NDArray[np.int64]  # index in the bundle's category order
+    descriptions: NDArray[np.object_] | None = None  # raw descriptions, for drift references
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -64,7 +65,17 @@ def load_split(
     raw_dir = Path(raw).resolve()
     paths = [str(raw_dir / p) if isinstance(p, str) and p else "" for p in frame["image_path"]]
     texts = frame["text"].fillna("").astype(str).to_numpy(dtype=object)
-    return Split(texts=texts, image_paths=np.asarray(paths, dtype=object), labels=labels)
+    descriptions = (
+        frame["description"].fillna("").astype(str).to_numpy(dtype=object)
+        if "description" in frame.columns
+        else None
+    )
+    return Split(
+        texts=texts,
+        image_paths=np.asarray(paths, dtype=object),
+        labels=labels,
+        descriptions=descriptions,
+    )
 
 
 def decode_or_blank(path: str, size: int) -> tuple[NDArray[np.uint8], float]:

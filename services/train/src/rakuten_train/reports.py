@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from rakuten_core.categories import CategoryIndex
-from rakuten_train.evaluation import Evaluation, confusion
+from rakuten_core.scoring import codes_of, confusion
+from rakuten_train.evaluation import Evaluation
 
 REPORT_FILES = (
     "metrics.json",
@@ -71,7 +72,9 @@ def write_reports(evaluation: Evaluation, categories: CategoryIndex, out: str | 
             )
 
     y_pred = evaluation.probs["fused"].argmax(axis=1)
-    matrix = confusion(evaluation.y_true, y_pred, len(categories))
+    matrix = confusion(
+        codes_of(evaluation.y_true, categories), codes_of(y_pred, categories), categories
+    )
     codes = [categories.code_of(i) for i in range(len(categories))]
     with (folder / "confusion_matrix.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)

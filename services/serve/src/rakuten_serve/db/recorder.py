@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from rakuten_serve.db.models import Prediction
+from rakuten_core.records import Prediction
 from rakuten_serve.metrics import Metrics
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rakuten_core.errors import InvalidInputError
-from rakuten_serve.db.models import Feedback, Prediction
+from rakuten_core.records import Feedback, Prediction
 from rakuten_serve.deps import CurrentUser, PredictorDep, StateDep
 from rakuten_serve.schemas import ErrorResponse, FeedbackRequest, FeedbackResponse
 

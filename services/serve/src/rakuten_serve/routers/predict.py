@@ -12,8 +12,10 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from pydantic import ValidationError
 from slowapi import Limiter
 
+from rakuten_core.drift import product_features
 from rakuten_core.errors import InputTooLargeError, InvalidInputError
 from rakuten_core.logs import request_id
+from rakuten_core.records import feature_columns
 from rakuten_core.schema import Product
 from rakuten_serve.deps import CurrentUser, PredictorDep, StateDep
 from rakuten_serve.predictor import PreparedInput, prepare_input
@@ -66,6 +68,13 @@ def _record(
     prepared: PreparedInput,
     response: PredictionResponse,
 ) -> dict[str, Any]:
+    features = product_features(
+        text=prepared.text,
+        description=product.description,
+        image=prepared.image,
+        prdtypecode=response.prdtypecode,
+        probability=response.probability,
+    )
     return {
         "request_id": rid,
         "username": username,
@@ -82,6 +91,7 @@ def _record(
         "probability": response.probability,
         "top_k": [c.model_dump() for c in response.top_k],
         "latency_ms": response.latency_ms,
+        **feature_columns(features),  # what the monitor compares with the bundle's reference
     }
 
 

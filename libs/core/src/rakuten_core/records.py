@@ -1,8 +1,16 @@
-"""Tables of the serving database (the schema is created by Alembic, never by ``create_all``).
+"""The record tables: users, predictions and feedback, as serving writes them.
 
-See ``docs/db-schema.md`` for the diagram. ``predictions.request_id`` is the primary key, which
-makes replaying spooled records idempotent. ``feedback.request_id`` has no foreign key on
-purpose: feedback may arrive while its prediction is still queued for writing.
+A contract, hence here: serving writes these rows (and owns the Alembic migrations that create
+and upgrade the tables, ``rakuten_serve/migrations``; the schema is never made by
+``create_all`` in production), the monitor reads predictions and feedback for drift and live
+quality, and a retraining export reads feedback. ``docs/db-schema.md`` has the diagram.
+
+``predictions.request_id`` is the primary key, which makes replaying spooled records
+idempotent. ``feedback.request_id`` has no foreign key on purpose: feedback may arrive while its
+prediction is still queued for writing. The drift feature columns (``text_length``,
+``has_description``, ``has_image``, ``image_brightness``) are nullable because rows written
+before migration 0002 lack them; :func:`prediction_features` maps a row to the drift module's
+features.
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from rakuten_core.drift import ProductFeatures
 
 
 def utcnow() -> datetime:
@@ -55,6 +65,10 @@ class Prediction(Base):
     probability: Mapped[float] = mapped_column(Float)
     top_k: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     latency_ms: Mapped[float] = mapped_column(Float)
+    text_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    has_description: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    has_image: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    image_brightness: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Feedback(Base):
@@ -67,3 +81,39 @@ class Feedback(Base):
     predicted_prdtypecode: Mapped[int] = mapped_column(Integer)
     correct: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def feature_columns(features: ProductFeatures) -> dict[str, Any]:
+    """The drift columns of a prediction row, from :func:`rakuten_core.drift.product_features`."""
+    return {
+        "text_length": features.text_length,
+        "has_description": features.has_description,
+        "has_image": features.has_image,
+        "image_brightness": features.image_brightness,
+    }
+
+
+FEATURE_COLUMNS = (
+    Prediction.prdtypecode,
+    Prediction.probability,
+    Prediction.text_length,
+    Prediction.has_description,
+    Prediction.has_image,
+    Prediction.image_brightness,
+)
+"""The columns :func:`prediction_features` reads: select only these to read a window cheaply."""
+
+
+def prediction_features(row: Any) -> ProductFeatures:
+    """The drift features of a stored prediction (``None`` where the row predates them).
+
+    ``row`` is a :class:`Prediction` or a result row of :data:`FEATURE_COLUMNS`.
+    """
+    return ProductFeatures(
+        prdtypecode=row.prdtypecode,
+        probability=row.probability,
+        text_length=row.text_length,
+        has_description=row.has_description,
+        has_image=row.has_image,
+        image_brightness=row.image_brightness,
+    )
