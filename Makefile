@@ -42,7 +42,7 @@ test-fast: install ## Run the tests not marked slow
 lint: install ## ruff check + ruff format --check + mypy
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy libs/core/src services/data/src services/train/src services/predict/src services/serve/src
+	$(UV) run --frozen mypy libs/core/src services/data/src services/train/src services/predict/src services/serve/src services/monitor/src
 
 .PHONY: format
 format: install ## Format and auto-fix with ruff

@@ -26,47 +26,14 @@ from rakuten_core.drift import (
 from rakuten_core.drift_stats import chi_square_score, compare
 from rakuten_core.errors import BundleError
 from rakuten_core.text import product_text
+from tests.utils.drift_data import draw_features
 
-# The real class imbalance of the Rakuten training set (rows per code, same order as CODES).
-REAL_COUNTS = [
-    3116, 2508, 1681, 832, 2671, 3953, 764, 4870, 2070, 5045, 807, 2491, 3241, 5073, 4303, 803,
-    4993, 824, 4760, 4774, 1421, 4989, 2589, 10209, 2496, 2761, 872,
-]  # fmt: skip
-PRIOR = np.asarray(REAL_COUNTS, dtype=np.float64) / sum(REAL_COUNTS)
 DRAWS = 200
-
-
-def _rows(rng: np.random.Generator, n: int, *, shift: bool = False) -> list[ProductFeatures]:
-    codes = rng.choice(CODES, size=n, p=PRIOR)
-    if shift:  # half the traffic lands in one class; texts 3x longer; images much darker
-        codes = np.where(rng.random(n) < 0.5, 2583, codes)
-    lengths = rng.lognormal(5.0 + (1.1 if shift else 0.0), 0.9, size=n).astype(int)
-    has_image = rng.random(n) < 0.9
-    brightness = np.clip(rng.normal(150 - (70 if shift else 0), 35, size=n), 0, 255)
-    return [
-        ProductFeatures(
-            prdtypecode=int(c),
-            probability=float(p),
-            text_length=int(length),
-            has_description=bool(d),
-            has_image=bool(h),
-            image_brightness=float(b) if h else None,
-        )
-        for c, p, length, d, h, b in zip(
-            codes,
-            rng.beta(5, 2, size=n),
-            lengths,
-            rng.random(n) < 0.65,
-            has_image,
-            brightness,
-            strict=True,
-        )
-    ]
 
 
 @pytest.fixture(scope="module")
 def reference() -> DriftReference:
-    return build_reference(_rows(np.random.default_rng(7), 2000), codes=CODES)
+    return build_reference(draw_features(np.random.default_rng(7), 2000), codes=CODES)
 
 
 def test_features_are_computed_from_what_serving_holds() -> None:
@@ -141,7 +108,7 @@ def test_identical_distributions_stay_under_the_threshold(
     quiet = 0
     raw_over = 0
     for _ in range(DRAWS):
-        values = feature_values(_rows(rng, n))[feature]
+        values = feature_values(draw_features(rng, n))[feature]
         result = compare(spec, reference.features[feature], values, min_count=50)
         assert result is not None
         quiet += result.score <= spec.threshold
@@ -160,7 +127,7 @@ def test_a_clearly_shifted_window_crosses_the_threshold(
 ) -> None:
     rng = np.random.default_rng(3)
     spec = FEATURES_BY_NAME[feature]
-    rows = _rows(rng, 100, shift=True)
+    rows = draw_features(rng, 100, shift=True)
     if feature == "no_description":
         rows = [ProductFeatures(r.prdtypecode, r.probability, 5, False, False, None) for r in rows]
     result = compare(spec, reference.features[feature], feature_values(rows)[feature], min_count=50)
@@ -170,7 +137,7 @@ def test_a_clearly_shifted_window_crosses_the_threshold(
 
 def test_too_few_values_or_an_empty_reference_give_no_score(reference: DriftReference) -> None:
     spec = FEATURES_BY_NAME["text_length"]
-    values = feature_values(_rows(np.random.default_rng(1), 99))["text_length"]
+    values = feature_values(draw_features(np.random.default_rng(1), 99))["text_length"]
     assert compare(spec, reference.features["text_length"], values, min_count=100) is None
     empty = FeatureReference(kind=FeatureKind.NUMERIC, edges=[], counts=[0])
     assert compare(spec, empty, values, min_count=10) is None

@@ -1,0 +1,71 @@
+"""``rakuten-monitor``: the long-running metrics server, or a one-shot HTML drift report.
+
+Exit codes: 0 success, 1 runtime failure (database unreachable, bundle without a reference).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rakuten_core.logs import configure_logging
+from rakuten_monitor.report import write_report
+from rakuten_monitor.service import Monitor
+from rakuten_monitor.settings import MonitorSettings, get_settings
+
+app = typer.Typer(help="Drift and live quality over the prediction records.", no_args_is_help=True)
+
+
+def _settings(host: str | None = None, port: int | None = None) -> MonitorSettings:
+    settings = get_settings()
+    updates = {"monitor_host": host, "monitor_port": port}
+    return settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
+
+
+@app.command("serve-metrics")
+def serve_metrics(
+    host: Annotated[str | None, typer.Option(help="Bind address [RAKUTEN_MONITOR_HOST].")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port [RAKUTEN_MONITOR_PORT].")
+    ] = None,
+) -> None:
+    """Serve /metrics, /health and /report; evaluate every RAKUTEN_MONITOR_INTERVAL_S."""
+    import uvicorn  # noqa: PLC0415
+
+    from rakuten_monitor.app import create_app  # noqa: PLC0415
+
+    settings = _settings(host, port)
+    configure_logging("monitor", log_dir=settings.log_dir, level=settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.monitor_host,
+        port=settings.monitor_port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option(help="HTML file to write.", dir_okay=False)] = Path(
+        "reports/drift.html"
+    ),
+) -> None:
+    """Evaluate the current window once and write the HTML drift report to OUT."""
+    settings = _settings()
+    configure_logging("monitor", log_dir=settings.log_dir, level=settings.log_level)
+    monitor = Monitor(settings)
+    try:
+        snapshot = monitor.run_once()
+    finally:
+        monitor.engine.dispose()
+    if snapshot is None:
+        typer.echo(f"error: cannot read the prediction records: {monitor.last_error}", err=True)
+        raise typer.Exit(1)
+    path = write_report(snapshot, out)
+    typer.echo(f"drift report written to {path}")
+    if snapshot.reference_error:
+        typer.echo(f"error: no drift reference: {snapshot.reference_error}", err=True)
+        raise typer.Exit(1)

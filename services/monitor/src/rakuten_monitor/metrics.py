@@ -1,0 +1,109 @@
+"""The monitor's Prometheus metrics, defined once and registered on the monitor's own registry.
+
+Gauges are produced at scrape time from the latest :class:`Snapshot` by a custom collector, so
+a figure without enough data behind it is simply not exported (absent, never 0):
+
+- ``rakuten_drift_score{feature}``: noise-corrected drift score (:mod:`rakuten_core.drift_stats`);
+  absent for a feature with fewer than ``RAKUTEN_MONITOR_MIN_PREDICTIONS`` values in the window
+  or when the bundle has no reference;
+- ``rakuten_drift_threshold{feature}``: the score above which the feature counts as drifted
+  (constants of :data:`rakuten_core.drift.FEATURES`), exported for every feature;
+- ``rakuten_drift_window_predictions``, ``rakuten_live_feedback_window``: rows in the window
+  (true counts, 0 included), after the first successful read of the database;
+- ``rakuten_live_accuracy``, ``rakuten_live_weighted_f1``: over the window's feedback; absent
+  below ``RAKUTEN_MONITOR_MIN_FEEDBACK`` rows;
+- ``rakuten_monitor_last_success_timestamp_seconds``: end of the last fully successful run;
+- ``rakuten_monitor_runs_total{outcome}``: runs by outcome, ``success`` or ``error`` (database
+  unreachable, bundle or reference unreadable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from rakuten_core.drift import FEATURES
+from rakuten_monitor.snapshot import Snapshot
+
+OUTCOMES = ("success", "error")
+
+
+class SnapshotCollector(Collector):
+    """Yields the gauges of the latest snapshot (see the module docstring)."""
+
+    def __init__(
+        self, snapshot: Callable[[], Snapshot | None], last_success: Callable[[], float | None]
+    ) -> None:
+        self._snapshot = snapshot
+        self._last_success = last_success
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        threshold = GaugeMetricFamily(
+            "rakuten_drift_threshold",
+            "Drift score above which a feature counts as drifted.",
+            labels=["feature"],
+        )
+        for spec in FEATURES:
+            threshold.add_metric([spec.name], spec.threshold)
+        yield threshold
+        last = self._last_success()
+        if last is not None:
+            yield GaugeMetricFamily(
+                "rakuten_monitor_last_success_timestamp_seconds",
+                "Unix time of the end of the last successful monitor run.",
+                value=last,
+            )
+        snap = self._snapshot()
+        if snap is None:
+            return
+        score = GaugeMetricFamily(
+            "rakuten_drift_score",
+            "Noise-corrected drift score of a feature over the recent window vs the reference.",
+            labels=["feature"],
+        )
+        for name, result in snap.drift.items():
+            score.add_metric([name], result.score)
+        if snap.drift:
+            yield score
+        yield GaugeMetricFamily(
+            "rakuten_drift_window_predictions",
+            "Predictions in the compared window.",
+            value=snap.window_predictions,
+        )
+        yield GaugeMetricFamily(
+            "rakuten_live_feedback_window",
+            "Feedback rows in the live quality window.",
+            value=snap.feedback,
+        )
+        if snap.accuracy is not None:
+            yield GaugeMetricFamily(
+                "rakuten_live_accuracy",
+                "Share of correct predictions among the window's feedback.",
+                value=snap.accuracy,
+            )
+        if snap.weighted_f1 is not None:
+            yield GaugeMetricFamily(
+                "rakuten_live_weighted_f1",
+                "Weighted F1 of the window's feedback (true vs predicted codes).",
+                value=snap.weighted_f1,
+            )
+
+
+def build_registry(
+    snapshot: Callable[[], Snapshot | None], last_success: Callable[[], float | None]
+) -> tuple[CollectorRegistry, Counter]:
+    """A registry with the snapshot gauges and the runs counter (both outcomes at 0)."""
+    registry = CollectorRegistry(auto_describe=True)
+    runs = Counter(
+        "rakuten_monitor_runs",
+        "Monitor runs by outcome.",
+        labelnames=["outcome"],
+        registry=registry,
+    )
+    for outcome in OUTCOMES:
+        runs.labels(outcome=outcome)
+    registry.register(SnapshotCollector(snapshot, last_success))
+    return registry, runs
