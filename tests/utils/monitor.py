@@ -117,7 +117,7 @@ class MonitorProcess:
         response.raise_for_status()
         return parse_metrics(response.text)
 
-    def wait_for(self, predicate: object, timeout_s: float = 30.0) -> Samples:
+    def wait_for(self, predicate: object, timeout_s: float = 120.0) -> Samples:
         """Scrape until ``predicate(samples)`` holds (bounded in time); the last samples."""
         deadline = time.monotonic() + timeout_s
         samples: Samples = {}
@@ -156,7 +156,7 @@ def run_monitor(
         )
     monitor = MonitorProcess(process, port, log)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240  # imports take seconds, more on a busy CI
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"monitor exited: {log.read_text(errors='replace')}")
@@ -166,7 +166,7 @@ def run_monitor(
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"monitor not up in 60s: {log.read_text(errors='replace')}")
+                raise TimeoutError(f"monitor not up in 240s: {log.read_text(errors='replace')}")
             time.sleep(0.2)
         yield monitor
     finally:
