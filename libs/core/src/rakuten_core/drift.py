@@ -8,17 +8,14 @@ function on both sides means a feature cannot drift because two copies computed 
 
 Monitored features (the ``feature`` label of ``rakuten_drift_score``):
 
-============== =========== ===========================================================
-name           kind        value
-============== =========== ===========================================================
-predicted_class categorical the predicted ``prdtypecode`` (the model's class mix)
-confidence     numeric     the probability of the predicted class
-text_length    numeric     characters of the cleaned text (designation + description)
-no_description categorical ``true`` when the description is missing or blank after cleaning
-no_image       categorical ``true`` when the product came without an image
-image_brightness numeric   mean pixel value (0-255) of the decoded, resized RGB image;
-                           products with an image only
-============== =========== ===========================================================
+- ``predicted_class`` (categorical): the predicted ``prdtypecode``, i.e. the model's class mix;
+- ``confidence`` (numeric): the probability of the predicted class;
+- ``text_length`` (numeric): characters of the cleaned text (designation + description);
+- ``no_description`` (categorical): ``true`` when the description is missing or blank after
+  cleaning;
+- ``no_image`` (categorical): ``true`` when the product came without an image;
+- ``image_brightness`` (numeric): mean pixel value (0-255) of the decoded, resized RGB image;
+  products with an image only.
 
 Reference format (``bundle.json`` ``reference``; :class:`DriftReference`, versioned by
 ``version``): per feature, categorical ``labels`` with their ``counts`` or numeric inner bin
