@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from rakuten_core.categories import CATEGORIES, CategoryIndex
+from rakuten_core.errors import DataValidationError
 from rakuten_core.scoring import classification_metrics
-from rakuten_train.evaluation import Evaluation, scores
+from rakuten_train.evaluation import Evaluation, evaluate_model, scores
+from rakuten_train.pipeline import Split
 from rakuten_train.reports import REPORT_FILES, write_reports
 from rakuten_train.tracking import decide
 
@@ -23,6 +25,16 @@ def test_scores_take_class_indices_and_score_their_codes() -> None:
     s = scores(np.asarray([0, 0, 0, 1]), np.asarray([0, 0, 1, 0]), INDEX)
     assert s == classification_metrics([10, 10, 10, 40], [10, 10, 40, 10], INDEX)
     assert len(s["per_class"]) == 27 and s["per_class"][0]["support"] == 3
+
+
+def test_an_empty_test_split_is_a_data_error_not_a_zero_score() -> None:
+    empty = Split(
+        texts=np.asarray([], dtype=object),
+        image_paths=np.asarray([], dtype=object),
+        labels=np.asarray([], dtype=np.int64),
+    )
+    with pytest.raises(DataValidationError, match="test split is empty"):
+        evaluate_model(None, empty, INDEX, image_size=8)
 
 
 def _evaluation() -> Evaluation:

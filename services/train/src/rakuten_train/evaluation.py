@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from rakuten_core.categories import CategoryIndex
 from rakuten_core.drift import ProductFeatures, build_reference, product_features
+from rakuten_core.errors import DataValidationError
 from rakuten_core.scoring import classification_metrics, codes_of, modality_metrics
 from rakuten_train.pipeline import MODALITIES, Modality, Split, decode_or_blank, make_dataset
 
@@ -66,7 +67,13 @@ def evaluate_model(
     image_size: int,
     batch_size: int = 128,
 ) -> Evaluation:
-    """Metrics for fused, text-only and image-only inputs, and reference distributions."""
+    """Metrics for fused, text-only and image-only inputs, and reference distributions.
+
+    Raises:
+        DataValidationError: the split is empty (a score over no rows is undefined).
+    """
+    if len(split) == 0:
+        raise DataValidationError("the test split is empty: nothing to evaluate the model on")
     probs: dict[str, NDArray[np.float32]] = {
         m: predict_split(model, split, image_size=image_size, batch_size=batch_size, modality=m)
         for m in MODALITIES
