@@ -4,6 +4,9 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
+# Coverage floor of `make test` (the whole suite, as CI runs it): the one place it is set.
+COV_FAIL_UNDER := 70
+COV_ARGS := --cov --cov-report=term:skip-covered --cov-report=xml:coverage.xml
 
 .PHONY: help
 help: ## Show this help
@@ -31,12 +34,12 @@ serve: install ## Serve models/current on http://127.0.0.1:8000/ with a demo use
 	bash scripts/serve-local.sh
 
 .PHONY: test
-test: install system-deps ## Run the whole test suite (unit, integration, e2e)
-	$(UV) run --frozen pytest $(PYTEST_ARGS)
+test: install system-deps ## Run the whole test suite with coverage (fails under COV_FAIL_UNDER %)
+	$(UV) run --frozen pytest $(COV_ARGS) --cov-fail-under=$(COV_FAIL_UNDER) $(PYTEST_ARGS)
 
 .PHONY: test-fast
-test-fast: install ## Run the tests not marked slow
-	$(UV) run --frozen pytest -m "not slow" $(PYTEST_ARGS)
+test-fast: install ## Run the tests not marked slow, with a coverage report (no floor)
+	$(UV) run --frozen pytest -m "not slow" $(COV_ARGS) $(PYTEST_ARGS)
 
 .PHONY: lint
 lint: install ## ruff check + ruff format --check + mypy
@@ -51,4 +54,4 @@ format: install ## Format and auto-fix with ruff
 
 .PHONY: clean
 clean: ## Remove caches (keeps data/, models/, .venv)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Installs the real servers and the browser the tests use, from Debian packages, when missing.
+# Installs the real servers, the browser and the checkers the tests use, from Debian packages,
+# when missing.
 # Idempotent and quiet when everything is already there. Needs root (CI and dev machines are).
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)  # actionlint checks run: steps with it
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi

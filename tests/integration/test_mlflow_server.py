@@ -34,7 +34,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("mlflow_server")
     port = _free_port()
     exe = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
@@ -49,7 +49,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a loaded 2-core machine starts it slowly
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
@@ -61,7 +61,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 log.flush()
                 pytest.fail(f"mlflow server did not start: {(root / 'server.log').read_text()}")
             time.sleep(0.5)
-        yield url
+        yield url, root
     finally:
         proc.terminate()
         try:
@@ -72,7 +72,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_train_logs_registers_and_promotes_through_a_real_server(
-    mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mlflow_server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -80,7 +80,12 @@ def test_train_logs_registers_and_promotes_through_a_real_server(
     from rakuten_core.registry import resolve_bundle
     from rakuten_train.cli import app
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)  # the env var, as in compose
+    server, server_root = mlflow_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)  # the env var, as in compose
+    cwd = tmp_path / "cwd"  # where the job runs: nothing of MLflow's may land here
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("RAKUTEN_LOG_DIR", str(tmp_path / "logs"))
     data = make_small_data(tmp_path, train_rows=200, seed=3)
     result = CliRunner().invoke(
         app,
@@ -94,12 +99,20 @@ def test_train_logs_registers_and_promotes_through_a_real_server(
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "registered server-model v1: promoted to champion" in result.output
 
-    client = MlflowClient(mlflow_server)
+    client = MlflowClient(server)
     version = client.get_model_version_by_alias("server-model", "champion")
     run = client.get_run(str(version.run_id))
     metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
     assert run.data.metrics["test_weighted_f1"] == pytest.approx(metrics["weighted_f1"])
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+    experiment = client.get_experiment_by_name("server-test")
+    assert experiment is not None and run.info.experiment_id == experiment.experiment_id
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")  # the server's choice
+    default = client.get_experiment_by_name("Default")
+    assert default is None or not client.search_runs([default.experiment_id])
+    assert not any(cwd.iterdir()), sorted(p.name for p in cwd.iterdir())
+    # the artifacts went through the server to its store, the bundle once
+    assert len(list((server_root / "artifacts").rglob("model.keras"))) == 1
     assert len(client.get_metric_history(run.info.run_id, "loss")) == 2
 
     local = resolve_bundle("models:/server-model@champion", dst=tmp_path / "dl")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tests.utils.bundles import SMALL_PARAMS, SmallData, cli_set_args, make_small_data
 
@@ -39,12 +39,25 @@ class FirstRun:
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
-    from rakuten_train.cli import app
-
     root = tmp_path_factory.mktemp("train_cli")
     data = make_small_data(root, train_rows=300, seed=5)
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    result = CliRunner().invoke(
+    elsewhere = root / "cwd"  # where the user stands: nothing of MLflow's may land here
+    elsewhere.mkdir()
+    previous = Path.cwd()
+    os.chdir(elsewhere)
+    try:
+        result = _first_train(root, data, uri)
+    finally:
+        os.chdir(previous)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return FirstRun(root, data, uri, result.output)
+
+
+def _first_train(root: Path, data: SmallData, uri: str) -> Result:
+    from rakuten_train.cli import app
+
+    return CliRunner().invoke(
         app,
         [
             "train", "--data", str(data.processed), "--raw", str(data.raw),
@@ -52,9 +65,8 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
             "--reports", str(root / "reports"), "--experiment", "cli-test",
             "--tracking-uri", uri, "--no-verbose", *small_args(),
         ],
+        env={"RAKUTEN_LOG_DIR": str(root / "logs")},
     )  # fmt: skip
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return FirstRun(root, data, uri, result.output)
 
 
 def test_train_writes_bundle_reports_and_says_what_it_did(first_run: FirstRun) -> None:
@@ -89,8 +101,31 @@ def test_mlflow_run_has_params_epoch_metrics_artifacts_and_lineage(first_run: Fi
     assert run.data.tags["git_commit"] == (meta.git_commit or "unknown")
     reports = {f.path for f in client.list_artifacts(run.info.run_id, "reports")}
     assert "reports/metrics.json" in reports and "reports/confusion_matrix.png" in reports
-    bundle_files = {f.path for f in client.list_artifacts(run.info.run_id, "bundle")}
-    assert bundle_files == {"bundle/model.keras", "bundle/bundle.json"}
+
+
+def test_the_run_lands_in_the_named_experiment_with_artifacts_beside_the_store(
+    first_run: FirstRun,
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from rakuten_core.bundle import read_metadata
+
+    client = MlflowClient(first_run.uri)
+    run = client.get_run(str(read_metadata(first_run.root / "models" / "current").mlflow_run_id))
+    experiment = client.get_experiment_by_name("cli-test")
+    assert experiment is not None
+    assert run.info.experiment_id == experiment.experiment_id
+    default = client.get_experiment_by_name("Default")
+    assert default is None or not client.search_runs([default.experiment_id])
+    store = first_run.root / "mlartifacts" / "cli-test"
+    assert experiment.artifact_location == store.as_uri()
+    assert run.info.artifact_uri.startswith(store.as_uri() + "/")
+    for where in (first_run.root / "cwd", first_run.root):
+        assert not (where / "mlruns").exists(), f"MLflow wrote {where / 'mlruns'}"
+    assert not any((first_run.root / "cwd").iterdir())
+    # the bundle is logged once (inside the pyfunc model), not a second time as plain files
+    assert len(list(store.rglob("model.keras"))) == 1
+    assert {f.path for f in client.list_artifacts(run.info.run_id)} == {"reports"}
 
 
 def test_champion_resolves_to_a_loadable_bundle_and_pyfunc(first_run: FirstRun) -> None:

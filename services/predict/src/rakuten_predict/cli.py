@@ -1,5 +1,10 @@
 """``rakuten-predict``: batch prediction over a challenge-format CSV and its image folder.
 
+The model defaults to ``RAKUTEN_MODEL_PATH`` and MLflow URIs resolve against
+``MLFLOW_TRACKING_URI`` (:class:`rakuten_predict.settings.PredictSettings`); each run pushes its
+figures to the Pushgateway when ``RAKUTEN_PUSHGATEWAY_URL`` is set
+(:mod:`rakuten_core.job_metrics`).
+
 Exit codes: 0 success; 2 bad input (malformed CSV naming its line, missing file or folder, labels
 not covering the rows, bad option); 3 model unavailable (bundle missing or unreadable, MLflow
 URI that cannot be resolved).
@@ -12,16 +17,18 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from rakuten_core.bundle import load_bundle
 from rakuten_core.errors import InvalidInputError, ModelUnavailableError
+from rakuten_core.job_metrics import JOB_PREDICT, job_run
 from rakuten_core.logs import configure_logging
-from rakuten_core.settings import RakutenSettings
 from rakuten_predict.model_source import is_mlflow_uri, resolve_model
 from rakuten_predict.runner import RunConfig, check_inputs, run_prediction, write_json
+from rakuten_predict.settings import PredictSettings
 
 app = typer.Typer(
     help="Batch prediction of Rakuten product types from a CSV and an image folder.",
@@ -41,14 +48,18 @@ def main() -> None:
 
 @app.command()
 def predict(
-    model: Annotated[
-        str, typer.Option(help="Bundle directory, or MLflow URI such as models:/rakuten@champion")
-    ],
     csv: Annotated[
         Path, typer.Option(help="Products CSV: ,designation,description,productid,imageid")
     ],
     images: Annotated[Path, typer.Option(help="Folder of image_<imageid>_product_<productid>.jpg")],
     out: Annotated[Path, typer.Option(help="Predictions CSV to write")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Bundle directory, or MLflow URI such as models:/rakuten@champion "
+            "[$RAKUTEN_MODEL_PATH or models/current]"
+        ),
+    ] = None,
     summary: Annotated[
         Path | None, typer.Option(help="Summary JSON [default: <out>.summary.json]")
     ] = None,
@@ -65,27 +76,63 @@ def predict(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr")] = True,
 ) -> None:
     """Predict every product of CSV; write predictions, a summary and (with labels) metrics."""
-    settings = RakutenSettings()
+    try:
+        settings = PredictSettings()
+    except ValidationError as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     configure_logging("predict", log_dir=settings.log_dir, level=settings.log_level)
-    if metrics is not None and labels is None:
+    if metrics is not None and labels is None:  # a usage error, not a failed run: no push
         typer.echo("error: --metrics needs --labels", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
-
-    config = RunConfig(
-        csv=csv,
-        images=images,
-        out=out,
-        batch_size=batch_size,
-        workers=workers,
-        labels=labels,
-        progress=progress,
+    with job_run(
+        JOB_PREDICT, url=settings.pushgateway_url, timeout_s=settings.pushgateway_timeout_s
+    ) as job:
+        document = _predict(
+            settings,
+            model=model or settings.model_path,
+            config=RunConfig(
+                csv=csv,
+                images=images,
+                out=out,
+                batch_size=batch_size,
+                workers=workers,
+                labels=labels,
+                progress=progress,
+            ),
+            summary_path=summary or out.with_suffix(".summary.json"),
+            metrics=metrics,
+        )
+        job.rows = int(document["rows"])
+        if labels is not None:
+            job.weighted_f1 = float(document["metrics"]["weighted_f1"])
+        job.model_name = document["model"]["name"]
+        job.model_version = document["model"]["version"]
+    throughput = document["throughput"]
+    typer.echo(
+        f"{document['rows']} rows -> {out} ({throughput['rows_per_second']} rows/s); "
+        f"summary {summary or out.with_suffix('.summary.json')}"
+        + (f"; weighted F1 {document['metrics']['weighted_f1']:.4f}" if labels else "")
     )
+
+
+def _predict(
+    settings: PredictSettings,
+    *,
+    model: str,
+    config: RunConfig,
+    summary_path: Path,
+    metrics: Path | None,
+) -> dict[str, Any]:
+    """The run itself; bad input and an unavailable model exit with their codes."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     try:
         checked = check_inputs(config)  # before the (slow) model load: bad input fails fast
         load_started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="rakuten-predict-model-") as download:
-            resolved = resolve_model(model, download_dir=Path(download))
+            resolved = resolve_model(
+                model, download_dir=Path(download), tracking_uri=settings.mlflow_tracking_uri
+            )
             bundle = load_bundle(resolved.path)  # fully in memory: the download can go
         load_seconds = time.perf_counter() - load_started
         document = run_prediction(bundle, config, checked)
@@ -102,13 +149,7 @@ def predict(
     if is_mlflow_uri(model):
         document["model"]["path"] = None  # a temporary download, gone by now
     document["throughput"]["model_load_seconds"] = round(load_seconds, 3)
-    summary_path = summary or out.with_suffix(".summary.json")
     write_json(summary_path, document)
     if metrics is not None:
         write_json(metrics, document["metrics"])
-    throughput = document["throughput"]
-    typer.echo(
-        f"{document['rows']} rows -> {out} ({throughput['rows_per_second']} rows/s); "
-        f"summary {summary_path}"
-        + (f"; weighted F1 {document['metrics']['weighted_f1']:.4f}" if labels else "")
-    )
+    return document

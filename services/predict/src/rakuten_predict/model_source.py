@@ -28,11 +28,14 @@ class ResolvedModel:
     registry_version: str | None = None
 
 
-def resolve_model(spec: str, *, download_dir: Path | None = None) -> ResolvedModel:
+def resolve_model(
+    spec: str, *, download_dir: Path | None = None, tracking_uri: str | None = None
+) -> ResolvedModel:
     """Turn ``--model`` into a local bundle directory, downloading it from MLflow if needed.
 
-    MLflow URIs use the tracking/registry server of ``MLFLOW_TRACKING_URI`` (MLflow's local
-    default when unset), exactly as the training service registers bundles.
+    MLflow URIs use the tracking/registry server ``tracking_uri`` (the settings'
+    ``MLFLOW_TRACKING_URI``; MLflow's own default when ``None``), exactly as the training service
+    registers bundles.
 
     Raises:
         ModelUnavailableError: the path does not exist, holds no bundle, or MLflow cannot
@@ -43,12 +46,12 @@ def resolve_model(spec: str, *, download_dir: Path | None = None) -> ResolvedMod
         if not path.is_dir():
             raise ModelUnavailableError(f"{path}: model bundle directory not found")
         return ResolvedModel(resolve_bundle(path), spec)
-    path = resolve_bundle(spec, dst=download_dir)
+    path = resolve_bundle(spec, dst=download_dir, tracking_uri=tracking_uri)
     logger.info("resolved %s to %s", spec, path)
-    return ResolvedModel(path, spec, _registry_version(spec))
+    return ResolvedModel(path, spec, _registry_version(spec, tracking_uri))
 
 
-def _registry_version(spec: str) -> str | None:
+def _registry_version(spec: str, tracking_uri: str | None = None) -> str | None:
     """The registered version a ``models:/name@alias`` or ``models:/name/N`` URI points at."""
     if not spec.startswith("models:/"):
         return None
@@ -58,7 +61,8 @@ def _registry_version(spec: str) -> str | None:
 
         name, alias = ref.split("@", 1)
         try:
-            return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+            client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+            return str(client.get_model_version_by_alias(name, alias).version)
         except Exception:  # the download worked; the version is only informative
             logger.warning("could not read the version of %s", spec, exc_info=True)
             return None

@@ -1,28 +1,56 @@
 """``rakuten-train``: train (fit + evaluate + bundle + MLflow + registry) and evaluate-only.
 
-Exit codes: 0 success, 1 runtime failure, 2 bad input (missing data, invalid params).
+Paths, the MLflow experiment, the registered model name and the Pushgateway come from
+:class:`rakuten_train.settings.TrainSettings` (``RAKUTEN_*`` variables or ``.env``); a flag given
+on the command line wins. Each run pushes its figures to the Pushgateway when one is configured
+(:mod:`rakuten_core.job_metrics`).
+
+Exit codes: 0 success, 1 runtime failure, 2 bad input (missing data, invalid params or settings).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+if TYPE_CHECKING:
+    from rakuten_train.settings import TrainSettings
+
 app = typer.Typer(help="Rakuten training service: train and evaluate the multimodal model.")
 
-DataOpt = Annotated[Path, typer.Option("--data", help="Prepared data (train/val/test parquet).")]
-RawOpt = Annotated[Path, typer.Option("--raw", help="Raw data dir the image paths refer to.")]
-ReportsOpt = Annotated[Path, typer.Option("--reports", help="Where reports are written.")]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="Prepared data (train/val/test parquet) [$RAKUTEN_PROCESSED_DIR]."),
+]
+RawOpt = Annotated[
+    Path | None,
+    typer.Option("--raw", help="Raw data dir the image paths refer to [$RAKUTEN_RAW_DIR]."),
+]
+ReportsOpt = Annotated[
+    Path | None, typer.Option("--reports", help="Where reports are written [$RAKUTEN_REPORTS_DIR].")
+]
 
 
-def _start(verbose: bool) -> None:
+def _start(verbose: bool) -> TrainSettings:
+    """Settings first (bad ones exit 2 before any work), then logging as they say."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from rakuten_core.logs import configure_logging  # noqa: PLC0415
+    from pydantic import ValidationError  # noqa: PLC0415
 
-    configure_logging("train", level="INFO" if verbose else "WARNING")
+    from rakuten_core.logs import configure_logging  # noqa: PLC0415
+    from rakuten_train.settings import TrainSettings  # noqa: PLC0415
+
+    try:
+        settings = TrainSettings()
+    except ValidationError as exc:
+        typer.echo(f"invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(
+        "train", log_dir=settings.log_dir, level=settings.log_level if verbose else "WARNING"
+    )
+    return settings
 
 
 def _parse_set(values: list[str]) -> dict[str, Any]:
@@ -39,16 +67,19 @@ def _parse_set(values: list[str]) -> dict[str, Any]:
 
 @app.command()
 def train(
-    data: DataOpt = Path("data/processed"),
-    raw: RawOpt = Path("data/raw"),
-    params: Annotated[Path, typer.Option(help="params.yaml (its train: section).")] = Path(
-        "params.yaml"
-    ),
-    bundle_out: Annotated[Path, typer.Option(help="Bundle directory to write.")] = Path(
-        "models/current"
-    ),
-    reports: ReportsOpt = Path("reports"),
-    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "rakuten-train",
+    data: DataOpt = None,
+    raw: RawOpt = None,
+    params: Annotated[
+        Path | None, typer.Option(help="params.yaml (its train: section) [$RAKUTEN_PARAMS_FILE].")
+    ] = None,
+    bundle_out: Annotated[
+        Path | None, typer.Option(help="Bundle directory to write [$RAKUTEN_BUNDLE_DIR].")
+    ] = None,
+    reports: ReportsOpt = None,
+    experiment: Annotated[
+        str | None,
+        typer.Option(help="MLflow experiment [$RAKUTEN_MLFLOW_EXPERIMENT or rakuten-train]."),
+    ] = None,
     register: Annotated[
         bool, typer.Option(help="Register in the MLflow registry and maybe promote.")
     ] = True,
@@ -64,37 +95,47 @@ def train(
     verbose: Annotated[bool, typer.Option(help="Per-epoch progress and INFO logs.")] = True,
 ) -> None:
     """Train on train/val, evaluate on test, write bundle + reports, log to MLflow, register."""
-    _start(verbose)
+    settings = _start(verbose)
     from pydantic import ValidationError  # noqa: PLC0415
 
     from rakuten_core.errors import DataValidationError  # noqa: PLC0415
+    from rakuten_core.job_metrics import JOB_TRAIN, job_run  # noqa: PLC0415
     from rakuten_train.params import load_params  # noqa: PLC0415
     from rakuten_train.training import train as run_training  # noqa: PLC0415
 
     overrides = _parse_set(set_ or [])
+    if settings.registered_model_name and "registry.model_name" not in overrides:
+        overrides["registry.model_name"] = settings.registered_model_name
     if image_weights is not None:
         overrides["image.weights"] = str(image_weights)
-    try:
-        train_params = load_params(params, overrides)
-    except (ValidationError, ValueError) as exc:
-        typer.echo(f"invalid train params: {exc}", err=True)
-        raise typer.Exit(2) from None
-    try:
-        result = run_training(
-            data=data,
-            raw=raw,
-            params=train_params,
-            bundle_out=bundle_out,
-            reports=reports,
-            experiment=experiment,
-            register=register,
-            tracking_uri=tracking_uri,
-            verbose=2 if verbose else 0,
-        )
-    except (DataValidationError, FileNotFoundError) as exc:
-        typer.echo(f"cannot train: {exc}", err=True)
-        raise typer.Exit(2) from None
-    m = result.metrics
+    reports = reports or settings.reports_dir
+    with job_run(
+        JOB_TRAIN, url=settings.pushgateway_url, timeout_s=settings.pushgateway_timeout_s
+    ) as job:
+        try:
+            train_params = load_params(params or settings.params_file, overrides)
+        except (ValidationError, ValueError) as exc:
+            typer.echo(f"invalid train params: {exc}", err=True)
+            raise typer.Exit(2) from None
+        try:
+            result = run_training(
+                data=data or settings.processed_dir,
+                raw=raw or settings.raw_dir,
+                params=train_params,
+                bundle_out=bundle_out or settings.bundle_dir,
+                reports=reports,
+                experiment=experiment or settings.mlflow_experiment,
+                register=register,
+                tracking_uri=tracking_uri or settings.mlflow_tracking_uri,
+                verbose=2 if verbose else 0,
+            )
+        except (DataValidationError, FileNotFoundError) as exc:
+            typer.echo(f"cannot train: {exc}", err=True)
+            raise typer.Exit(2) from None
+        m = result.metrics
+        job.rows = result.train_rows
+        job.weighted_f1 = float(m["weighted_f1"])
+        job.model_name, job.model_version = result.model_name, result.model_version
     typer.echo(
         f"test weighted F1 {m['weighted_f1']:.4f} (text-only {m['text_only_weighted_f1']:.4f}, "
         f"image-only {m['image_only_weighted_f1']:.4f}), macro F1 {m['macro_f1']:.4f}, "
@@ -113,24 +154,40 @@ def train(
 
 @app.command()
 def evaluate(
-    bundle: Annotated[Path, typer.Option(help="Bundle directory to evaluate.")] = Path(
-        "models/current"
-    ),
-    data: DataOpt = Path("data/processed"),
-    raw: RawOpt = Path("data/raw"),
-    reports: ReportsOpt = Path("reports"),
+    bundle: Annotated[
+        Path | None, typer.Option(help="Bundle directory to evaluate [$RAKUTEN_BUNDLE_DIR].")
+    ] = None,
+    data: DataOpt = None,
+    raw: RawOpt = None,
+    reports: ReportsOpt = None,
 ) -> None:
     """Evaluate a saved bundle on the held-out test split and write the reports."""
-    _start(False)
+    settings = _start(False)
+    from rakuten_core.bundle import read_metadata  # noqa: PLC0415
     from rakuten_core.errors import DataValidationError, ModelUnavailableError  # noqa: PLC0415
+    from rakuten_core.job_metrics import JOB_EVALUATE, job_run  # noqa: PLC0415
     from rakuten_train.training import evaluate_bundle  # noqa: PLC0415
 
-    try:
-        evaluation = evaluate_bundle(bundle=bundle, data=data, raw=raw, reports=reports)
-    except (DataValidationError, ModelUnavailableError) as exc:
-        typer.echo(f"cannot evaluate: {exc}", err=True)
-        raise typer.Exit(2) from None
-    m = evaluation.metrics
+    reports = reports or settings.reports_dir
+    bundle = bundle or settings.bundle_dir
+    with job_run(
+        JOB_EVALUATE, url=settings.pushgateway_url, timeout_s=settings.pushgateway_timeout_s
+    ) as job:
+        try:
+            evaluation = evaluate_bundle(
+                bundle=bundle,
+                data=data or settings.processed_dir,
+                raw=raw or settings.raw_dir,
+                reports=reports,
+            )
+        except (DataValidationError, ModelUnavailableError) as exc:
+            typer.echo(f"cannot evaluate: {exc}", err=True)
+            raise typer.Exit(2) from None
+        m = evaluation.metrics
+        job.rows = int(m["n"])
+        job.weighted_f1 = float(m["weighted_f1"])
+        meta = read_metadata(bundle)  # loaded fine just above: the bundle is there
+        job.model_name, job.model_version = meta.model_name, meta.model_version
     typer.echo(
         f"test weighted F1 {m['weighted_f1']:.4f} (text-only {m['text_only_weighted_f1']:.4f}, "
         f"image-only {m['image_only_weighted_f1']:.4f}), macro F1 {m['macro_f1']:.4f}, "

@@ -35,7 +35,13 @@ def tracking_uri(explicit: str | None = None) -> str:
 
 
 def setup(uri: str, experiment: str) -> str:
-    """Point MLflow at ``uri`` and return the id of ``experiment`` (created when missing)."""
+    """Point MLflow at ``uri`` and return the id of ``experiment`` (created when missing).
+
+    A new experiment on a local SQLite store keeps its artifacts in ``mlartifacts/<experiment>``
+    beside the database; on a tracking server the server chooses (``mlflow-artifacts:/`` when it
+    serves artifacts), so no local path of this machine ends up in a shared server. Runs must be
+    started with the returned id (``mlflow.start_run(experiment_id=...)``).
+    """
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(uri)
@@ -77,11 +83,12 @@ SIGNATURE = ModelSignature(
 
 
 def log_bundle_model(bundle_dir: Path) -> str:
-    """Log the bundle as a pyfunc model (name ``model``) and as plain artifacts (``bundle/``).
+    """Log the bundle once, inside a pyfunc model (name ``model``); return the URI to register.
 
-    Returns the model URI to register.
+    The model's artifacts hold the bundle directory as it is (``artifacts/<bundle>/``), which is
+    what :func:`rakuten_core.registry.resolve_bundle` finds after a download; a second plain copy
+    under the run's artifacts would only double the store.
     """
-    mlflow.log_artifacts(str(bundle_dir), artifact_path="bundle")
     example = pd.DataFrame(
         {
             "designation": ["Piscine gonflable ronde 3 m", "Roman policier, livre de poche"],

@@ -43,6 +43,9 @@ class TrainResult:
     promotion: tracking.Promotion | None
     epochs_run: int
     seconds: float
+    train_rows: int
+    model_name: str
+    model_version: str
 
 
 def seed_everything(params: TrainParams) -> None:
@@ -123,9 +126,11 @@ def train(
         batch_size=params.batch_size,
     )
 
-    if track:
-        tracking.setup(tracking.tracking_uri(tracking_uri), experiment)
-    with mlflow.start_run() if track else contextlib.nullcontext() as run:
+    experiment_id = tracking.setup(tracking.tracking_uri(tracking_uri), experiment) if track else ""
+    # The experiment id is passed explicitly: a bare start_run() would use MLflow's "Default"
+    # experiment (artifacts in ./mlruns of the working directory), whatever setup() created.
+    run_context = mlflow.start_run(experiment_id=experiment_id) if track else None
+    with run_context or contextlib.nullcontext() as run:
         run_id = run.info.run_id if run is not None else ""
         _log = mlflow if track else _NoTracking()
         _log.log_params(params.flat())
@@ -186,7 +191,15 @@ def train(
             if promotion.champion_weighted_f1 is not None:
                 mlflow.log_metric("champion_weighted_f1", promotion.champion_weighted_f1)
     return TrainResult(
-        bundle_out, evaluation.metrics, run_id, promotion, epochs_run, time.perf_counter() - start
+        bundle_out,
+        evaluation.metrics,
+        run_id,
+        promotion,
+        epochs_run,
+        time.perf_counter() - start,
+        train_rows=len(train_split),
+        model_name=metadata.model_name,
+        model_version=metadata.model_version,
     )
 
 

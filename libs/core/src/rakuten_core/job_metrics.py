@@ -1,0 +1,157 @@
+"""Run figures of the batch jobs, pushed to a Prometheus Pushgateway once per run.
+
+Train, evaluate and predict exit long before Prometheus would scrape them, so each run pushes
+its figures to the Pushgateway (``RAKUTEN_PUSHGATEWAY_URL``) and Prometheus scrapes those with
+``honor_labels``. The grouping key is the job name alone (``job=rakuten_train`` ...): each run
+replaces the previous run's figures, and no unbounded label (run id, file name) is created.
+
+- A run that succeeds PUTs the whole group: ``rakuten_job_duration_seconds``,
+  ``rakuten_job_rows``, ``rakuten_job_weighted_f1`` (when the run knows it),
+  ``rakuten_job_last_success_timestamp_seconds`` and ``rakuten_job_model_info{model_name,
+  model_version}`` = 1. Replacing the group drops a stale F1 a previous run may have left.
+- A run that fails POSTs ``rakuten_job_last_failure_timestamp_seconds`` only: the figures of the
+  last successful run stay, above all its last-success time, which the "no successful training
+  run" alert reads.
+
+A push that fails (no gateway, timeout, refusal) logs a warning and never fails the job: the
+figures are a report on the work, not part of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, pushadd_to_gateway
+
+logger = logging.getLogger(__name__)
+
+JOB_TRAIN = "rakuten_train"
+JOB_EVALUATE = "rakuten_evaluate"
+JOB_PREDICT = "rakuten_predict"
+JOBS = frozenset({JOB_TRAIN, JOB_EVALUATE, JOB_PREDICT})
+
+
+@dataclass
+class JobRun:
+    """What a run learns about itself while it works; filled in by the job as it goes."""
+
+    job: str
+    rows: int | None = None
+    weighted_f1: float | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.job not in JOBS:
+            raise ValueError(f"unknown job {self.job!r}; one of {sorted(JOBS)}")
+
+
+def success_registry(run: JobRun, *, duration_s: float, finished_at: float) -> CollectorRegistry:
+    """The figures a successful run pushes (a fresh registry: nothing else leaks in)."""
+    registry = CollectorRegistry()
+    Gauge("rakuten_job_duration_seconds", "Wall time of the last run.", registry=registry).set(
+        duration_s
+    )
+    Gauge(
+        "rakuten_job_last_success_timestamp_seconds",
+        "Unix time the last successful run ended.",
+        registry=registry,
+    ).set(finished_at)
+    if run.rows is not None:
+        Gauge("rakuten_job_rows", "Rows the last run processed.", registry=registry).set(run.rows)
+    if run.weighted_f1 is not None:
+        Gauge(
+            "rakuten_job_weighted_f1",
+            "Weighted F1 the last run measured (test split, or the given labels).",
+            registry=registry,
+        ).set(run.weighted_f1)
+    if run.model_name is not None or run.model_version is not None:
+        Gauge(
+            "rakuten_job_model_info",
+            "The model bundle the last run produced or used (always 1).",
+            ["model_name", "model_version"],
+            registry=registry,
+        ).labels(model_name=run.model_name or "", model_version=run.model_version or "").set(1)
+    return registry
+
+
+def failure_registry(*, finished_at: float) -> CollectorRegistry:
+    """The one figure a failed run pushes, added to the group without replacing the rest."""
+    registry = CollectorRegistry()
+    Gauge(
+        "rakuten_job_last_failure_timestamp_seconds",
+        "Unix time the last failed run ended.",
+        registry=registry,
+    ).set(finished_at)
+    return registry
+
+
+def push_run(
+    url: str | None,
+    run: JobRun,
+    *,
+    succeeded: bool,
+    duration_s: float,
+    timeout_s: float = 5.0,
+) -> bool:
+    """Push ``run``'s figures to the gateway at ``url``; True when it accepted them.
+
+    Never raises: without ``url`` nothing is pushed, and a failed push is a logged warning.
+    """
+    if not url:
+        return False
+    finished_at = time.time()
+    try:
+        if succeeded:
+            registry = success_registry(run, duration_s=duration_s, finished_at=finished_at)
+            push_to_gateway(url, job=run.job, registry=registry, timeout=timeout_s)
+        else:
+            registry = failure_registry(finished_at=finished_at)
+            pushadd_to_gateway(url, job=run.job, registry=registry, timeout=timeout_s)
+    except Exception as exc:  # URLError, HTTPError, timeouts, bad URL: never the job's failure
+        logger.warning(
+            "could not push the %s figures to the Pushgateway at %s: %s",
+            run.job,
+            redact(url),
+            exc,
+        )
+        return False
+    logger.info("pushed the %s figures to the Pushgateway at %s", run.job, redact(url))
+    return True
+
+
+@contextmanager
+def job_run(job: str, *, url: str | None, timeout_s: float = 5.0) -> Iterator[JobRun]:
+    """Time the block and push its figures once when it ends, whether it succeeds or not.
+
+    The block fills in the yielded :class:`JobRun`; an exception leaving the block (including a
+    CLI's non-zero exit) counts as a failure and is re-raised after the push.
+    """
+    run = JobRun(job)
+    started = time.perf_counter()
+    try:
+        yield run
+    except BaseException:
+        push_run(
+            url,
+            run,
+            succeeded=False,
+            duration_s=time.perf_counter() - started,
+            timeout_s=timeout_s,
+        )
+        raise
+    push_run(
+        url, run, succeeded=True, duration_s=time.perf_counter() - started, timeout_s=timeout_s
+    )
+
+
+def redact(url: str) -> str:
+    """``url`` without credentials or path: what may appear in a log line."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
