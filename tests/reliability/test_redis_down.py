@@ -19,6 +19,7 @@ from tests.utils.redis import RedisServer
 from tests.utils.serve_app import DEFAULT_USERS, PASSWORD, migrate_and_add_users, serve_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
+logger = logging.getLogger(__name__)
 
 
 @pytest.fixture
@@ -80,6 +81,7 @@ def test_redis_outage_fails_open_and_recovers(
         )
 
         redis_server.start()
+        restarted = time.monotonic()
         store = redis.Redis(port=redis_server.port)
         deadline = time.monotonic() + 90
         while not any(b"user:bob" in key for key in store.keys()):
@@ -88,6 +90,9 @@ def test_redis_outage_fails_open_and_recovers(
                 "/predict", headers=tokens["bob"], data={"designation": "Tapis"}
             ).status_code in (200, 429)
             time.sleep(0.5)
+        logger.info(
+            "redis: limits back in Redis %.1fs after it restarted", time.monotonic() - restarted
+        )
         # counted in Redis again: a second app instance sharing it sees the same budget
         other = create_app(settings, shared_predictor)
         with live_server(other) as other_url, httpx.Client(base_url=other_url, timeout=60) as two:
