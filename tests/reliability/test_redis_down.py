@@ -61,7 +61,7 @@ def test_redis_outage_fails_open_and_recovers(
     migrate_and_add_users(settings, DEFAULT_USERS)
     app = create_app(settings, shared_predictor)
     store = redis.Redis(port=redis_server.port)
-    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.WARNING, logger="rakuten_serve.ratelimit")
     with live_server(app) as base_url, httpx.Client(base_url=base_url, timeout=60) as http:
         tokens = {}
         for user in ("alice", "bob"):
