@@ -8,6 +8,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)  # actionlint checks run: steps with it
+command -v wrk >/dev/null 2>&1 || need+=(wrk)  # load tests (tests/reliability)
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
@@ -17,4 +18,4 @@ if ((${#need[@]})); then
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-echo "system-deps: redis-server $(redis-server --version | awk '{print $3}'), $(chromium --version 2>/dev/null | head -1), postgres $(ls /usr/lib/postgresql 2>/dev/null | tail -1)"
+echo "system-deps: redis-server $(redis-server --version | awk '{print $3}'), $(chromium --version 2>/dev/null | head -1), postgres $(ls /usr/lib/postgresql 2>/dev/null | tail -1), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"

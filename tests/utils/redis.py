@@ -1,11 +1,13 @@
-"""A throw-away redis-server on a free loopback port, without persistence."""
+"""A throw-away redis-server on a free loopback port, without persistence.
+
+``stop()``/``start()`` take it down and bring it back on the same port (a Redis outage).
+"""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -18,11 +20,16 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.skip("redis-server not installed (scripts/system-deps.sh installs it)")
+        self.binary = binary
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="rakuten-redis-"))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                binary,
+                self.binary,
                 "--port",
                 str(self.port),
                 "--bind",
@@ -45,12 +52,17 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        if self.process is None:
+            return
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=10)
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-        time.sleep(0)

@@ -39,6 +39,14 @@ class OverloadedError(RakutenError):
         self.retry_after_s = retry_after_s
 
 
+class DatabaseUnavailableError(RakutenError):
+    """The database does not answer; the caller should retry (HTTP 503 + Retry-After)."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class DataValidationError(RakutenError):
     """The data cannot be used for training (missing columns, unknown labels, ...)."""
 

@@ -3,6 +3,12 @@
 The real format is sniffed from the bytes (a content type or file name is never trusted), sizes
 are checked before pixels are decoded (decompression bombs), EXIF orientation is applied, the
 image is flattened to RGB on white and resized to a square ``size`` x ``size`` uint8 array.
+Animated images (GIF, WebP, APNG) contribute their first frame only, so a long animation costs
+no more than one picture; 16-bit images are scaled down to 8 bits rather than clipped.
+
+Hostile bytes can make a Pillow plugin raise almost anything (``struct.error``,
+``IndexError``, ...), so every failure of Pillow on the bytes is turned into one of the three
+typed errors below: no input reaches the caller as an unexpected exception.
 """
 
 from __future__ import annotations
@@ -48,7 +54,10 @@ def decode_image(
         )
     try:
         img = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, ValueError):
+    except Image.DecompressionBombError:
+        # Pillow's own guard (2x Image.MAX_IMAGE_PIXELS) fires on the header, before ours.
+        raise InputTooLargeError("image declares too many pixels") from None
+    except Exception:  # any plugin failure on hostile bytes means "not an image we can read"
         raise UnsupportedMediaError(
             f"not a readable image; accepted formats: {', '.join(sorted(limits.formats))}"
         ) from None
@@ -77,6 +86,8 @@ def decode_image(
             raise InputTooLargeError("image expands to too many pixels") from None
         except (OSError, ValueError, SyntaxError) as exc:
             raise InvalidInputError(f"image could not be decoded: {exc}") from None
+        except Exception as exc:  # a plugin bug on crafted bytes is still the input's fault
+            raise InvalidInputError(f"image could not be decoded ({type(exc).__name__})") from None
     return np.asarray(resized, dtype=np.uint8)
 
 
@@ -97,9 +108,18 @@ def blank_image(size: int) -> ImageArray:
     return np.zeros((size, size, 3), dtype=np.uint8)
 
 
+_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
+    if img.mode in _WIDE_MODES:
+        # 16-bit (or 32-bit) grey: Pillow's convert() clips at 255, which turns most such images
+        # white; scale the 0-65535 range down to 0-255 instead.
+        wide = np.asarray(img, dtype=np.float64)
+        grey = np.clip(wide / 257.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))

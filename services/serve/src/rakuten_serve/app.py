@@ -24,7 +24,7 @@ from rakuten_serve.errors import install_error_handlers
 from rakuten_serve.metrics import Metrics
 from rakuten_serve.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from rakuten_serve.predictor import PredictionResult, Predictor, PreparedInput, load_model
-from rakuten_serve.ratelimit import build_limiter
+from rakuten_serve.ratelimit import FailedLoginLimit, build_limiter
 from rakuten_serve.routers import admin, auth, feedback, health, predict, web
 from rakuten_serve.settings import ServeSettings, get_settings
 from rakuten_serve.state import LiveAccuracy, ServeState, UserCache
@@ -98,7 +98,7 @@ def create_app(
     settings = settings or get_settings()
     signing_key = settings.signing_key()
     metrics = Metrics()
-    limiter = build_limiter(settings)
+    limiter = build_limiter(settings, metrics)
     engine = build_engine(settings.database_url)
     the_predictor = predictor or Predictor(top_k=settings.top_k)
     state = ServeState(
@@ -149,7 +149,9 @@ def create_app(
     app.state.limiter = limiter
     install_error_handlers(app)
     routers: Sequence[object] = (
-        auth.build_router(limiter, settings),
+        auth.build_router(
+            limiter, settings, FailedLoginLimit(limiter, settings.token_user_rate_limit)
+        ),
         predict.build_router(limiter, settings),
         feedback.router,
         health.router,

@@ -14,6 +14,8 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
+from rakuten_core.errors import DatabaseUnavailableError
+from rakuten_serve.errors import DB_UNAVAILABLE
 from rakuten_serve.predictor import Predictor
 from rakuten_serve.settings import ServeSettings
 from rakuten_serve.state import ServeState
@@ -52,6 +54,30 @@ def _unauthorized(detail: str, scopes: SecurityScopes) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, {"WWW-Authenticate": value})
 
 
+async def _lookup_user(state: ServeState, username: str) -> UserInfo | None:
+    """The user from the cache or the database; the last known state while the database is down.
+
+    Raises ``DatabaseUnavailableError`` (503 + Retry-After) when the database is down and the
+    user was not seen within ``RAKUTEN_USER_STALE_MAX_S``.
+    """
+    found, user = state.users.get(username)
+    if found:
+        return user
+    if not state.users.database_suspect:
+        try:
+            user = await run_in_threadpool(get_user, state.sessions, username)
+        except DB_UNAVAILABLE as exc:
+            state.users.database_failed()
+            logger.warning("user lookup failed (%s)", type(exc).__name__)
+        else:
+            state.users.put(username, user)
+            return user
+    found, user = state.users.last_known(username, state.settings.user_stale_max_s)
+    if not found:
+        raise DatabaseUnavailableError("the user database is unavailable; retry shortly")
+    return user
+
+
 async def get_current_user(
     security_scopes: SecurityScopes,
     token: Annotated[str, Depends(oauth2_scheme)],
@@ -67,10 +93,7 @@ async def get_current_user(
             logger.info("rejected token: %s", exc)
             raise _unauthorized("invalid or expired token", security_scopes) from None
         state.tokens.put(token, claims)
-    found, user = state.users.get(claims.subject)
-    if not found:
-        user = await run_in_threadpool(get_user, state.sessions, claims.subject)
-        state.users.put(claims.subject, user)
+    user = await _lookup_user(state, claims.subject)
     if user is None or user.disabled:
         raise _unauthorized("user unknown or disabled", security_scopes)
     granted = set(claims.scopes) & set(user.scopes)

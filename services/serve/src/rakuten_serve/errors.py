@@ -16,10 +16,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from slowapi.errors import RateLimitExceeded
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rakuten_core.errors import (
     ConfigurationError,
+    DatabaseUnavailableError,
     InputTooLargeError,
     InvalidInputError,
     ModelUnavailableError,
@@ -37,6 +40,7 @@ DOMAIN_ERRORS: tuple[tuple[type[RakutenError], int, str], ...] = (
     (UnsupportedMediaError, 415, "unsupported_media_type"),
     (InvalidInputError, 422, "invalid_input"),
     (OverloadedError, 503, "overloaded"),
+    (DatabaseUnavailableError, 503, "database_unavailable"),
     (ModelUnavailableError, 503, "model_unavailable"),
     (ConfigurationError, 500, "configuration_error"),
     (RakutenError, 500, "internal_error"),
@@ -50,6 +54,7 @@ _HTTP_CODES = {
     413: "input_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
+    503: "service_unavailable",
 }
 
 
@@ -71,11 +76,13 @@ async def _domain(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RakutenError)
     status, code = status_for(exc)
     headers = None
-    if isinstance(exc, OverloadedError):
+    if isinstance(exc, OverloadedError | DatabaseUnavailableError):
         headers = {"Retry-After": str(exc.retry_after_s)}
     elif isinstance(exc, ModelUnavailableError):
         headers = {"Retry-After": "30"}
-    if status >= 500 and not isinstance(exc, OverloadedError | ModelUnavailableError):
+    if status >= 500 and not isinstance(
+        exc, OverloadedError | ModelUnavailableError | DatabaseUnavailableError
+    ):
         logger.error("%s: %s", type(exc).__name__, exc)
     return error_response(status, code, str(exc), headers)
 
@@ -119,9 +126,20 @@ async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled %s", type(exc).__name__)
-    return error_response(500, "internal_error", "internal server error")
+# Connection-level database failures (server down, connection lost, pool exhausted): the
+# request may succeed later, so 503 + Retry-After, never a 500. Other SQLAlchemy errors are bugs.
+DB_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
+
+
+async def _database(_: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    unavailable = DatabaseUnavailableError("the database is unavailable; retry shortly")
+    return error_response(
+        503,
+        "database_unavailable",
+        str(unavailable),
+        {"Retry-After": str(unavailable.retry_after_s)},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -129,4 +147,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RateLimitExceeded, _rate_limited)
-    app.add_exception_handler(Exception, _unexpected)
+    for kind in DB_UNAVAILABLE:
+        app.add_exception_handler(kind, _database)
+    # Any other exception is answered by RequestContextMiddleware (JSON 500 with the request
+    # id, connection kept), not by Starlette's outermost handler, which re-raises to the server.

@@ -109,3 +109,8 @@ class Metrics:
             ["route"],
             registry=r,
         )
+        self.rate_limit_backend_errors = Counter(
+            "rakuten_rate_limit_backend_errors",
+            "Rate-limit storage (Redis) failures; limits are per process until it answers.",
+            registry=r,
+        )

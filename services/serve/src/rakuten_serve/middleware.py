@@ -1,8 +1,11 @@
 """Pure-ASGI middleware: request id + access log + HTTP metrics, and the request body limit.
 
 The access log records method, path (never the query string), route, status, duration, client
-address and user name. Headers and bodies are never logged, so tokens, passwords and image
-bytes cannot end up in ``logs/serve.log``.
+address and user name. An exception nothing else handled is answered here, inside the request's
+context: a JSON 500 carrying the request id, the traceback logged under that id, the access log
+line and the metrics as for any answer, and the connection kept (Starlette's outermost error
+middleware would re-raise to the server, which then drops the connection). Headers and bodies
+are never logged, so tokens, passwords and image bytes cannot end up in ``logs/serve.log``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from rakuten_core.logs import request_id
 from rakuten_serve.metrics import Metrics
 
 access_logger = logging.getLogger("rakuten_serve.access")
+logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER = b"x-request-id"
 
 
@@ -37,11 +41,13 @@ class RequestContextMiddleware:
         token = request_id.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
         status = 500
+        started_response = False
         started = time.perf_counter()
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER, rid.encode()))
@@ -50,6 +56,12 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            logger.exception("unhandled %s", type(exc).__name__)
+            status = 500
+            if not started_response:
+                await send_wrapper(_internal_error(rid))
+                await send_wrapper({"type": "http.response.body", "body": _error_body(rid)})
         finally:
             elapsed = time.perf_counter() - started
             route_obj = scope.get("route")
@@ -76,6 +88,23 @@ class RequestContextMiddleware:
                 },
             )
             request_id.reset(token)
+
+
+def _error_body(rid: str) -> bytes:
+    return json.dumps(
+        {"error": "internal_error", "detail": "internal server error", "request_id": rid}
+    ).encode()
+
+
+def _internal_error(rid: str) -> Message:
+    return {
+        "type": "http.response.start",
+        "status": 500,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(_error_body(rid))).encode()),
+        ],
+    }
 
 
 class BodyTooLargeError(Exception):

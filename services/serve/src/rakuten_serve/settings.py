@@ -58,6 +58,10 @@ class ServeSettings(RakutenSettings):
     # --- rate limits (slowapi / limits syntax: "10/minute", "100 per hour", "5/second")
     predict_rate_limit: str = "10/minute"
     token_rate_limit: str = "5/minute"
+    token_user_rate_limit: str = Field(
+        default="10/minute",
+        description="Failed /token attempts allowed per user name (whatever the client address).",
+    )
     rate_limit_enabled: bool = True
 
     # --- micro-batching
@@ -86,6 +90,12 @@ class ServeSettings(RakutenSettings):
     live_accuracy_window: int = Field(default=500, ge=1)
     user_cache_seconds: float = Field(
         default=10.0, ge=0, description="How long a user's enabled/scopes lookup is cached."
+    )
+    user_stale_max_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="While the database is down, a user looked up at most this long ago keeps "
+        "access with their last known state (0: every request needs the database).",
     )
 
     # --- process (used by `rakuten-serve run`)

@@ -26,27 +26,51 @@ from rakuten_serve.users import UserInfo
 
 class UserCache:
     """Short-lived cache of user lookups, so a disabled user is locked out within seconds
-    without a database round trip on every request."""
+    without a database round trip on every request.
 
-    def __init__(self, ttl_s: float) -> None:
+    Entries stay after their ``ttl_s`` as the *last known state* of the user: while the database
+    is down, :meth:`last_known` lets an already authenticated user keep predicting for a bounded
+    time (``RAKUTEN_USER_STALE_MAX_S``) instead of every request failing. :meth:`database_failed`
+    also pauses lookups for a moment, so an outage costs one failed connection per second, not
+    one per request.
+    """
+
+    def __init__(self, ttl_s: float, *, retry_after_failure_s: float = 1.0) -> None:
         self._ttl_s = ttl_s
         self._items: dict[str, tuple[float, UserInfo | None]] = {}
         self._lock = threading.Lock()
+        self._retry_after_failure_s = retry_after_failure_s
+        self._skip_database_until = 0.0
 
     def get(self, username: str) -> tuple[bool, UserInfo | None]:
         with self._lock:
             hit = self._items.get(username)
-        if hit is None or hit[0] < time.monotonic():
+        if hit is None or hit[0] + self._ttl_s <= time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def last_known(self, username: str, max_age_s: float) -> tuple[bool, UserInfo | None]:
+        """The user as last read from the database, if that was at most ``max_age_s`` ago."""
+        with self._lock:
+            hit = self._items.get(username)
+        if hit is None or hit[0] + max_age_s < time.monotonic():
             return False, None
         return True, hit[1]
 
     def put(self, username: str, user: UserInfo | None) -> None:
-        if self._ttl_s <= 0:
-            return
         with self._lock:
             if len(self._items) > 10_000:
                 self._items.clear()
-            self._items[username] = (time.monotonic() + self._ttl_s, user)
+            self._items[username] = (time.monotonic(), user)
+
+    def database_failed(self) -> None:
+        with self._lock:
+            self._skip_database_until = time.monotonic() + self._retry_after_failure_s
+
+    @property
+    def database_suspect(self) -> bool:
+        """True for a moment after a failed lookup: go straight to the last known state."""
+        return time.monotonic() < self._skip_database_until
 
 
 class TokenCache:

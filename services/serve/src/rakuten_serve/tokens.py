@@ -2,7 +2,9 @@
 
 Decoding passes an explicit one-element algorithm list, so a token whose header says ``none``,
 ``HS512`` or ``RS256`` is refused whatever its signature, and requires ``exp``, ``iat`` and
-``sub``. Tokens travel in the ``Authorization: Bearer`` header only.
+``sub``. A token issued in the future (``iat`` ahead of the clock by more than a small skew) or
+not valid yet (``nbf``) is refused too: python-jose checks only that ``iat`` is a number.
+Tokens travel in the ``Authorization: Bearer`` header only.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ _DECODE_OPTIONS = {
     "verify_iat": True,
     "leeway": 0,
 }
+
+
+_CLOCK_SKEW_S = 30
 
 
 class InvalidTokenError(Exception):
@@ -69,6 +74,8 @@ def decode_access_token(token: str, *, key: SecretStr) -> TokenClaims:
         )
     except JWTError as exc:
         raise InvalidTokenError(str(exc)) from None
+    if int(claims["iat"]) > datetime.now(UTC).timestamp() + _CLOCK_SKEW_S:
+        raise InvalidTokenError("token issued in the future")
     subject = claims.get("sub")
     scopes = claims.get("scopes", [])
     if not isinstance(subject, str) or not isinstance(scopes, list):

@@ -1,4 +1,9 @@
-"""``POST /token``: the OAuth2 password flow, rate-limited per client address."""
+"""``POST /token``: the OAuth2 password flow, rate-limited per client address and per user.
+
+An unknown user, a wrong password and a disabled user get the same answer in about the same
+time (a dummy bcrypt hash of the same cost is checked for unknown users). Failed attempts are
+counted per user name, so guessing one account's password from many addresses is limited too.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from slowapi import Limiter
 
 from rakuten_serve.deps import StateDep
 from rakuten_serve.passwords import verify_password
-from rakuten_serve.ratelimit import client_key
+from rakuten_serve.ratelimit import FailedLoginLimit, client_key
 from rakuten_serve.schemas import ErrorResponse, TokenResponse
 from rakuten_serve.settings import ServeSettings
 from rakuten_serve.tokens import create_access_token
@@ -22,7 +27,9 @@ from rakuten_serve.users import get_credentials
 logger = logging.getLogger(__name__)
 
 
-def build_router(limiter: Limiter, settings: ServeSettings) -> APIRouter:
+def build_router(
+    limiter: Limiter, settings: ServeSettings, failed_logins: FailedLoginLimit
+) -> APIRouter:
     router = APIRouter(tags=["auth"])
 
     @router.post(
@@ -33,12 +40,14 @@ def build_router(limiter: Limiter, settings: ServeSettings) -> APIRouter:
             "OAuth2 password flow (form fields `username`, `password`, optional `scope`, a "
             "space-separated subset of `predict admin`; default: all the user's scopes). "
             "Send the token as `Authorization: Bearer <token>`; it is never accepted in a URL. "
-            f"Rate limit per client address: {settings.token_rate_limit}."
+            f"Rate limit per client address: {settings.token_rate_limit}; failed attempts per "
+            f"user name: {settings.token_user_rate_limit}."
         ),
         responses={
             401: {"model": ErrorResponse, "description": "Wrong user name or password"},
             422: {"model": ErrorResponse, "description": "Password over bcrypt's 72 bytes"},
             429: {"model": ErrorResponse, "description": "Too many attempts; see Retry-After"},
+            503: {"model": ErrorResponse, "description": "User database unavailable; Retry-After"},
         },
     )
     @limiter.limit(settings.token_rate_limit, key_func=client_key)
@@ -48,10 +57,19 @@ def build_router(limiter: Limiter, settings: ServeSettings) -> APIRouter:
         form: Annotated[OAuth2PasswordRequestForm, Depends()],
         state: StateDep,
     ) -> TokenResponse:
+        wait = failed_logins.retry_after(form.username)
+        if wait is not None:
+            state.metrics.rate_limited.labels(route="/token").inc()
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"too many failed attempts for this user; retry in {wait} s",
+                {"Retry-After": str(wait)},
+            )
         found = await run_in_threadpool(get_credentials, state.sessions, form.username)
         user, password_hash = found if found else (None, None)
         ok = await run_in_threadpool(verify_password, form.password, password_hash)
         if not ok or user is None or user.disabled:
+            failed_logins.failed(form.username)
             logger.info("failed login for %r", form.username[:64])
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,

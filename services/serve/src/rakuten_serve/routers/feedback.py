@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from rakuten_core.errors import InvalidInputError
+from rakuten_core.errors import DatabaseUnavailableError, InvalidInputError
 from rakuten_core.records import Feedback, Prediction
 from rakuten_serve.deps import CurrentUser, PredictorDep, StateDep
 from rakuten_serve.schemas import ErrorResponse, FeedbackRequest, FeedbackResponse
@@ -86,11 +86,7 @@ async def feedback(
         )
         await run_in_threadpool(_save_feedback, state.sessions, row)
     except SQLAlchemyError:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "the database is unavailable; retry shortly",
-            {"Retry-After": "5"},
-        ) from None
+        raise DatabaseUnavailableError("the database is unavailable; retry shortly") from None
     state.metrics.feedback.labels(correct=str(correct).lower()).inc()
     state.metrics.live_accuracy.set(state.accuracy.add(correct))
     return FeedbackResponse(

@@ -36,6 +36,11 @@ def _check_text(designation: str, description: str | None, settings: ServeSettin
             f"description is {len(description)} characters; the limit is "
             f"{settings.description_max_chars}"
         )
+    for name, value in (("designation", designation), ("description", description)):
+        if value is not None and "\x00" in value:
+            # PostgreSQL cannot store NUL in text: accepting it would answer 200 and then fail
+            # the record forever. No product text needs one; other control characters are kept.
+            raise InvalidInputError(f"{name} contains a NUL character")
     try:
         return Product(designation=designation, description=description)
     except ValidationError as exc:
