@@ -53,9 +53,21 @@ def resolved() -> dict[str, Any]:
 def test_env_example_validates_and_defines_every_service(resolved: dict[str, Any]) -> None:
     services = set(resolved["services"])
     contract = {
-        "postgres", "redis", "mlflow", "data", "prepare", "train", "predict", "serve",
-        "monitor", "proxy", "prometheus", "alertmanager", "pushgateway", "grafana",
-    }  # fmt: skip
+        "postgres",
+        "redis",
+        "mlflow",
+        "data",
+        "prepare",
+        "train",
+        "predict",
+        "serve",
+        "monitor",
+        "proxy",
+        "prometheus",
+        "alertmanager",
+        "pushgateway",
+        "grafana",
+    }
     assert contract <= services
 
 

@@ -62,7 +62,7 @@ def run(
 
 
 def ensure_engine() -> None:
-    """Start the Docker engine (installing docker + docker-compose if needed); raise if impossible."""
+    """Start the Docker engine (installing docker + docker-compose if needed), else raise."""
     tool = SHARED_TOOLS / "docker-up"
     if not tool.is_file():
         raise ToolError(f"{tool} is missing: no way to start a Docker engine")
