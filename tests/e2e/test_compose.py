@@ -352,17 +352,22 @@ def test_data_image_has_no_tensorflow_and_images_carry_no_build_tools(stack: Sta
 def test_proxy_keeps_metrics_and_admin_routes_internal(stack: Stack) -> None:
     with stack.https() as client:
         assert client.get("/health/live").status_code == 200
-        for path in (
+        # raw paths: sent byte for byte, as a client probing the proxy would
+        for raw in (
             "/metrics",
             "//metrics",
             "/%6Detrics",
             "/metrics/",
+            "/metrics?x=1",
             "/admin/reload",
             "/admin",
-            "/predict/../metrics",
+            "/./admin/reload",
+            "/nothing-here",
         ):
-            assert client.get(path).status_code == 404, path
+            url = client.base_url.copy_with(raw_path=raw.encode())
+            assert client.get(url).status_code == 404, raw
         assert client.post("/admin/reload").status_code == 404
+        assert client.get("/metrics").headers["content-type"].startswith("application/json")
     # plain HTTP only redirects once a certificate is configured
     with httpx.Client(base_url=f"http://127.0.0.1:{stack.ports['http']}", timeout=30) as plain:
         response = plain.get("/health/live")
