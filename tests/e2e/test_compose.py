@@ -414,7 +414,7 @@ def test_replicas_share_rate_limits_and_the_proxy_spreads_requests(stack: Stack)
     upstreams = {
         m
         for line in lines
-        if '"GET /health/live"' in line
+        if '"GET /health/live" 200 ' in line
         for m in re.findall(r"upstream=(\S+)", line)
     }
     assert upstreams == replicas
