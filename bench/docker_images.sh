@@ -41,7 +41,9 @@ for entry in "${images[@]}"; do
     echo "# bench: $(date +%s%N)" >>"$source"
   fi
   started=$(date +%s.%N)
-  docker build "${args[@]}" . >/dev/null
+  log=$(mktemp)
+  docker build "${args[@]}" . >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+  rm -f "$log"
   ended=$(date +%s.%N)
   if [[ -n $backup ]]; then
     cp "$backup" "$source"
