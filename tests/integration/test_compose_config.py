@@ -194,3 +194,11 @@ def _ports(service: dict[str, Any]) -> list[tuple[str, str]]:
             host_ip, _, rest = str(port).partition(":")
             out.append((host_ip, rest.split(":")[-1].split("/")[0]))
     return out
+
+
+def test_every_project_image_can_be_built_by_compose(resolved: dict[str, Any]) -> None:
+    """`up` without a prior `build` must never try to pull one of the project's own images."""
+    prefix = "rakuten-"
+    for name, service in resolved["services"].items():
+        if service["image"].startswith(prefix):
+            assert "build" in service, f"{name} would be pulled from a registry"
