@@ -9,6 +9,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v prometheus-pushgateway >/dev/null 2>&1 || need+=(prometheus-pushgateway)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)  # actionlint checks run: steps with it
 command -v wrk >/dev/null 2>&1 || need+=(wrk)  # load tests (tests/reliability)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)  # the compose e2e's TLS certificate
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi

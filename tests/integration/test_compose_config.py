@@ -1,0 +1,204 @@
+"""The compose file as ``docker-compose`` resolves it with ``.env.example`` (fast: no engine).
+
+``docker-compose config`` interpolates ``.env.example`` exactly as ``docker compose up`` would
+after the README's ``cp .env.example .env``; the resolved file is then checked for what the
+deployment promises: nothing internal published, no host paths outside the repository, no
+Docker socket, pinned images, required secrets refused clearly when missing.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.utils.compose import (
+    COMPOSE_FILE,
+    DOCKERFILES,
+    ENV_EXAMPLE,
+    base_images,
+    ensure_compose_cli,
+    run,
+)
+from tests.utils.paths import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+REQUIRED_SECRETS = ("RAKUTEN_JWT_SECRET", "STACK_POSTGRES_PASSWORD", "STACK_GRAFANA_ADMIN_PASSWORD")
+INTERNAL_ONLY = ("postgres", "redis", "pushgateway", "serve", "monitor")
+LONG_RUNNING = ("postgres", "redis", "mlflow", "serve", "proxy", "prometheus", "alertmanager")
+
+
+def _config(env_file: Path) -> subprocess.CompletedProcess[str]:
+    compose = ensure_compose_cli()
+    return run(
+        [compose, "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config"],
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict[str, Any]:
+    result = _config(ENV_EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = yaml.safe_load(result.stdout)
+    return config
+
+
+def test_env_example_validates_and_defines_every_service(resolved: dict[str, Any]) -> None:
+    services = set(resolved["services"])
+    contract = {
+        "postgres",
+        "redis",
+        "mlflow",
+        "data",
+        "prepare",
+        "train",
+        "predict",
+        "serve",
+        "monitor",
+        "proxy",
+        "prometheus",
+        "alertmanager",
+        "pushgateway",
+        "grafana",
+    }
+    assert contract <= services
+
+
+@pytest.mark.parametrize("secret", REQUIRED_SECRETS)
+def test_missing_required_secret_is_refused_with_its_message(tmp_path: Path, secret: str) -> None:
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    assert any(line.startswith(f"{secret}=") for line in lines), f"{secret} not in .env.example"
+    env_file = tmp_path / "env"
+    env_file.write_text("\n".join(line for line in lines if not line.startswith(f"{secret}=")))
+    result = _config(env_file)
+    assert result.returncode != 0
+    assert f"set {secret} in .env" in result.stderr
+
+
+def test_empty_required_secret_is_refused(tmp_path: Path) -> None:
+    text = re.sub(r"(?m)^RAKUTEN_JWT_SECRET=.*$", "RAKUTEN_JWT_SECRET=", ENV_EXAMPLE.read_text())
+    env_file = tmp_path / "env"
+    env_file.write_text(text)
+    result = _config(env_file)
+    assert result.returncode != 0
+    assert "set RAKUTEN_JWT_SECRET in .env" in result.stderr
+
+
+def test_only_the_proxy_and_admin_uis_are_published(resolved: dict[str, Any]) -> None:
+    services = resolved["services"]
+    for name in INTERNAL_ONLY:
+        assert not services[name].get("ports"), f"{name} must not be published"
+    for name in ("mlflow", "prometheus", "alertmanager", "grafana"):
+        for host_ip, _ in _ports(services[name]):
+            assert host_ip == "127.0.0.1", f"{name}'s UI is published beyond loopback"
+    assert {target for _, target in _ports(services["proxy"])} == {"80", "443"}
+
+
+def test_no_socket_and_no_host_path_outside_the_repository() -> None:
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())
+    for name, service in raw["services"].items():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":", 1)[0]
+            assert "docker.sock" not in str(volume), name
+            assert not source.startswith("/"), f"{name}: absolute host path {volume}"
+            if source.startswith((".", "$")):
+                continue  # repository-relative bind (or one set in .env)
+            assert re.fullmatch(r"[a-z0-9-]+", source), f"{name}: {volume}"
+            assert source in raw["volumes"], f"{name}: undeclared volume {source}"
+    assert {"data", "models", "mlflow-artifacts", "postgres", "prometheus", "grafana"} <= set(
+        raw["volumes"]
+    )
+    assert "serve-spool" in raw["volumes"]
+
+
+def test_images_are_pinned_and_long_running_services_have_healthchecks(
+    resolved: dict[str, Any],
+) -> None:
+    for tag in base_images():
+        name, _, version = tag.rpartition(":")
+        assert name and version and version != "latest", f"unpinned image {tag}"
+        assert re.search(r"\d", version), f"image tag without a version: {tag}"
+    services = resolved["services"]
+    for name, service in services.items():
+        assert ":" in service["image"] and not service["image"].endswith(":latest"), name
+    for name in LONG_RUNNING:
+        has_check = "healthcheck" in services[name] or "build" in services[name]
+        assert has_check, f"{name} has no healthcheck"
+    for path in (
+        REPO_ROOT / "services/serve/Dockerfile",
+        REPO_ROOT / "docker/monitor/Dockerfile",
+        REPO_ROOT / "docker/mlflow/Dockerfile",
+        REPO_ROOT / "docker/proxy/Dockerfile",
+    ):
+        assert "\nHEALTHCHECK " in path.read_text(), path
+
+
+def test_dockerfiles_run_as_non_root_from_pinned_python() -> None:
+    for path in DOCKERFILES:
+        text = path.read_text()
+        if path.parent.name == "proxy":
+            continue  # nginx's master process needs root for its ports; workers drop it
+        assert "ARG PYTHON_IMAGE=python:3.11." in text and "-slim" in text, path
+        final_stage = text.rsplit("\nFROM ", 1)[1]
+        users = re.findall(r"(?m)^USER (\S+)$", final_stage)
+        assert users and users[-1] not in ("root", "0"), f"{path}: final stage runs as root"
+        assert "RUN --mount" not in text, f"{path}: BuildKit-only syntax"
+
+
+def test_grafana_has_no_anonymous_access_and_a_password_from_env(resolved: dict[str, Any]) -> None:
+    env = resolved["services"]["grafana"]["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert env["GF_SECURITY_ADMIN_PASSWORD"] == _env_example_value("STACK_GRAFANA_ADMIN_PASSWORD")
+
+
+def test_env_example_documents_every_variable_the_compose_file_reads() -> None:
+    used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
+    documented = set(re.findall(r"(?m)^#?\s?([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text()))
+    assert used - documented == set()
+
+
+def test_dockerignore_keeps_secrets_data_and_state_out_of_the_context() -> None:
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert patterns[0] == "**", "everything is excluded first, then re-included path by path"
+    reincluded = [p[1:] for p in patterns if p.startswith("!")]
+    for private in (".env", "data", "models", "logs", ".venv", ".git", "mlruns", "tests"):
+        assert not any(p == private or p.startswith(f"{private}/") for p in reincluded), private
+
+
+def _env_example_value(name: str) -> str:
+    match = re.search(rf"(?m)^{name}=(.*)$", ENV_EXAMPLE.read_text())
+    assert match is not None, name
+    return match.group(1)
+
+
+def _ports(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(host address, container port) of each published port, in either CLI's output form.
+
+    ``docker-compose`` 1.29 prints ``127.0.0.1:5000:5000/tcp``; ``docker compose`` v2 prints
+    mappings with ``host_ip`` and ``target``.
+    """
+    out = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            out.append((str(port.get("host_ip", "0.0.0.0")), str(port["target"])))
+        else:
+            host_ip, _, rest = str(port).partition(":")
+            out.append((host_ip, rest.split(":")[-1].split("/")[0]))
+    return out
+
+
+def test_every_project_image_can_be_built_by_compose(resolved: dict[str, Any]) -> None:
+    """`up` without a prior `build` must never try to pull one of the project's own images."""
+    prefix = "rakuten-"
+    for name, service in resolved["services"].items():
+        if service["image"].startswith(prefix):
+            assert "build" in service, f"{name} would be pulled from a registry"
