@@ -23,10 +23,8 @@ images=(
   "serve services/serve/Dockerfile services/serve/src/rakuten_serve/__init__.py"
   "mlflow docker/mlflow/Dockerfile -"
   "proxy docker/proxy/Dockerfile docker/proxy/conf/routes.conf"
+  "monitor services/monitor/Dockerfile services/monitor/src/rakuten_monitor/__init__.py"
 )
-if [[ -f services/monitor/pyproject.toml ]]; then
-  images+=("monitor docker/monitor/Dockerfile services/monitor/src/rakuten_monitor/__init__.py")
-fi
 
 printf '%-8s %-6s %10s %10s\n' image mode build_s size_MB
 for entry in "${images[@]}"; do

@@ -133,7 +133,7 @@ def test_images_are_pinned_and_long_running_services_have_healthchecks(
         assert has_check, f"{name} has no healthcheck"
     for path in (
         REPO_ROOT / "services/serve/Dockerfile",
-        REPO_ROOT / "docker/monitor/Dockerfile",
+        REPO_ROOT / "services/monitor/Dockerfile",
         REPO_ROOT / "docker/mlflow/Dockerfile",
         REPO_ROOT / "docker/proxy/Dockerfile",
     ):

@@ -23,7 +23,7 @@ DOCKERFILES = (
     REPO_ROOT / "services" / "train" / "Dockerfile",
     REPO_ROOT / "services" / "predict" / "Dockerfile",
     REPO_ROOT / "services" / "serve" / "Dockerfile",
-    REPO_ROOT / "docker" / "monitor" / "Dockerfile",
+    REPO_ROOT / "services" / "monitor" / "Dockerfile",
     REPO_ROOT / "docker" / "mlflow" / "Dockerfile",
     REPO_ROOT / "docker" / "proxy" / "Dockerfile",
 )
