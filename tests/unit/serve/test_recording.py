@@ -19,6 +19,7 @@ from rakuten_serve.db.engine import build_engine
 from rakuten_serve.db.models import Feedback, Prediction
 from rakuten_serve.predictor import Predictor
 from rakuten_serve.settings import ServeSettings
+from tests.utils.prom_text import sample_labels, sample_value
 from tests.utils.serve_app import (
     DEFAULT_USERS,
     PASSWORD,
@@ -79,7 +80,7 @@ def test_every_field_of_a_prediction_is_recorded(
     assert abs((datetime.now(UTC) - row.created_at.replace(tzinfo=UTC)).total_seconds()) < 60
 
 
-def test_feedback_updates_live_accuracy_and_is_owned(
+def test_feedback_is_counted_by_correctness_and_true_code_and_is_owned(
     client: TestClient, settings: ServeSettings
 ) -> None:
     alice, bob = bearer(get_token(client, "alice")), bearer(get_token(client, "bob"))
@@ -105,8 +106,13 @@ def test_feedback_updates_live_accuracy_and_is_owned(
         "correct": False,
     }
     metrics = client.get("/metrics").text
-    assert "rakuten_live_accuracy 0.5" in metrics
-    assert 'rakuten_feedback_total{correct="true"} 1.0' in metrics
+    assert "rakuten_live_accuracy" not in metrics  # the monitor service owns live quality
+    right_code = str(first["prdtypecode"])
+    assert sample_value(metrics, "rakuten_feedback_total", correct="true") == 1
+    assert sample_labels(metrics, "rakuten_feedback_total") == [
+        {"correct": "true", "prdtypecode": right_code},
+        {"correct": "false", "prdtypecode": str(wrong_code)},
+    ]
     # someone else's prediction, an unknown id, an unknown code
     assert (
         client.post(

@@ -53,6 +53,7 @@ def build_router(limiter: Limiter, settings: ServeSettings) -> APIRouter:
         ok = await run_in_threadpool(verify_password, form.password, password_hash)
         if not ok or user is None or user.disabled:
             logger.info("failed login for %r", form.username[:64])
+            state.telemetry.auth_failed("bad_credentials")
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "incorrect user name or password, or user disabled",
