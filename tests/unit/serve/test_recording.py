@@ -108,11 +108,13 @@ def test_feedback_is_counted_by_correctness_and_true_code_and_is_owned(
     metrics = client.get("/metrics").text
     assert "rakuten_live_accuracy" not in metrics  # the monitor service owns live quality
     right_code = str(first["prdtypecode"])
-    assert sample_value(metrics, "rakuten_feedback_total", correct="true") == 1
-    assert sample_labels(metrics, "rakuten_feedback_total") == [
-        {"correct": "true", "prdtypecode": right_code},
-        {"correct": "false", "prdtypecode": str(wrong_code)},
-    ]
+    feedback = "rakuten_feedback_total"
+    assert sample_value(metrics, feedback, correct="true", prdtypecode=right_code) == 1
+    assert sample_value(metrics, feedback, correct="false", prdtypecode=str(wrong_code)) == 1
+    # every (correct, class) series of the served model exists from the start, at 0 if unused
+    series = sample_labels(metrics, feedback)
+    assert len(series) == 2 * 27
+    assert sum(sample_value(metrics, feedback, **labels) or 0 for labels in series) == 2
     # someone else's prediction, an unknown id, an unknown code
     assert (
         client.post(

@@ -72,6 +72,7 @@ def test_predictions_requests_and_model_identity(client: TestClient) -> None:
         assert sample_value(text, "rakuten_predictions_total", prdtypecode=code) == codes.count(
             code
         )
+    assert len(sample_labels(text, "rakuten_predictions_total")) == 27  # every class, from 0
     assert sample_value(text, "rakuten_prediction_confidence_count") == 3
     assert sample_value(text, "rakuten_batch_size_sum") == 3
     assert (

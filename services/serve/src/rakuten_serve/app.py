@@ -80,6 +80,7 @@ def _publish_model(state: ServeState) -> None:
             version=meta.model_version,
             run_id=meta.mlflow_run_id,
             source=state.predictor.model.source,
+            prdtypecodes=[c.code for c in meta.categories],
         )
 
 

@@ -89,6 +89,11 @@ def run(
         "access_log": False,
         "proxy_headers": proxy_headers,
         "timeout_graceful_shutdown": 15,
+        # The supervisor kills a worker that misses a 5 s health ping (uvicorn's default);
+        # loading TensorFlow and warming the model hold the GIL for long stretches, so on a
+        # busy host healthy workers were killed mid-load over and over (seen with 4 workers
+        # on 2 cores).
+        "timeout_worker_healthcheck": 60,
     }
     multiprocess = settings.metrics_enabled and (
         n_workers > 1 or bool(os.environ.get(MULTIPROC_ENV))

@@ -84,7 +84,15 @@ class Telemetry:
     def feedback_received(self, *, correct: bool, true_prdtypecode: int) -> None:
         return None
 
-    def model_loaded(self, *, name: str, version: str, run_id: str | None, source: str) -> None:
+    def model_loaded(
+        self,
+        *,
+        name: str,
+        version: str,
+        run_id: str | None,
+        source: str,
+        prdtypecodes: Sequence[int] = (),
+    ) -> None:
         """A model is serving: its identity becomes 1, the one it replaced 0, ready is 1."""
 
     def model_reloaded(self, *, success: bool) -> None:
@@ -169,8 +177,25 @@ class PrometheusTelemetry(Telemetry):
         ).inc()
 
     # --- the model
-    def model_loaded(self, *, name: str, version: str, run_id: str | None, source: str) -> None:
-        """A model is serving: its identity becomes 1, the one it replaced 0, ready is 1."""
+    def model_loaded(
+        self,
+        *,
+        name: str,
+        version: str,
+        run_id: str | None,
+        source: str,
+        prdtypecodes: Sequence[int] = (),
+    ) -> None:
+        """A model is serving: its identity becomes 1, the one it replaced 0, ready is 1.
+
+        The per-class counters of its ``prdtypecodes`` start at 0 now: a counter first seen
+        at 3 reads as no increase to ``rate()`` and ``increase()``, so the first predictions and
+        feedback of each class would be lost to the dashboards and recording rules.
+        """
+        for code in map(str, prdtypecodes):
+            self._m.predictions.labels(prdtypecode=code)
+            for correct in ("true", "false"):
+                self._m.feedback.labels(correct=correct, prdtypecode=code)
         labels = (name, version, run_id or "", source)
         if self._model_labels is not None and self._model_labels != labels:
             self._m.model_info.labels(*self._model_labels).set(0)

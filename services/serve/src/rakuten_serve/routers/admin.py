@@ -57,6 +57,7 @@ async def reload(
         version=new.metadata.model_version,
         run_id=new.metadata.mlflow_run_id,
         source=new.source,
+        prdtypecodes=[c.code for c in new.metadata.categories],
     )
     logger.info(
         "%s reloaded the model: %s -> %s", user.username, previous, new.metadata.model_version
