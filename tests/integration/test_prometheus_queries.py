@@ -135,7 +135,7 @@ def stack(serve_bundle_dir: Path, tmp_path: Path) -> Iterator[tuple[Daemon, Serv
             write_yaml(tmp_path / "prometheus.yml", config), tmp_path, prom_port
         )
         started.append(prometheus)
-        serve.wait_ready(timeout_s=300)
+        serve.wait_ready(timeout_s=900)
         _push_batch_jobs(pushgateway.url)
         _drive_traffic(serve.base_url)
         yield prometheus, serve
@@ -222,6 +222,7 @@ def _runnable(q: Query) -> list[str]:
     return [q.expr.replace(RATE_INTERVAL, RATE_WINDOW)]
 
 
+@pytest.mark.timeout(1800)  # a 2-worker server loading on 2 shared cores can take minutes
 def test_every_panel_and_alert_query_returns_series(
     stack: tuple[Daemon, ServeProcess],
 ) -> None:

@@ -64,6 +64,7 @@ def _scrape(server: ServeProcess) -> str:
     return response.text
 
 
+@pytest.mark.timeout(1800)  # 4 TensorFlow workers loading on 2 shared cores take minutes
 @pytest.mark.parametrize("workers", [2, 4])
 def test_every_scrape_counts_every_worker(
     workers: int, serve_bundle_dir: Path, tmp_path: Path
@@ -119,7 +120,7 @@ def test_every_scrape_counts_every_worker(
             time.sleep(0.2)
         assert not list(metrics_dir.glob(f"gauge_live*_{victim}.db"))
         assert list(metrics_dir.glob(f"counter_{victim}.db"))
-        _wait_for_workers(server, metrics_dir, workers + 1)
+        # the other workers answer while the replacement loads its model
         after = [
             sample_value(_scrape(server), "rakuten_http_requests_total", **PREDICT_OK)
             for _ in range(SCRAPES)
