@@ -164,8 +164,8 @@ class Scraper(threading.Thread):
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}[unit]
 
 
 def run_wrk(
@@ -178,6 +178,7 @@ def run_wrk(
     cpu = server.cpu_seconds()
     out = subprocess.run(
         [shutil.which("wrk") or "wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
+        + ["--timeout", "30s"]
         + ["-s", str(script), f"{server.url}/predict"],
         capture_output=True,
         text=True,
@@ -301,10 +302,16 @@ def main(
         )
         runs = [warm_up["metrics on"], *results["metrics on"]]
         sent = sum(r["requests"] - r["errors"] for r in runs)
+        cpu_on = sum(r["server_cpu_ms"] for r in results["metrics on"]) / rounds
+        cpu_off = sum(r["server_cpu_ms"] for r in results["metrics off"]) / rounds
         print(f"\nthroughput with monitoring / without: {on:.1f} / {off:.1f} = {on / off:.3f}")
         print(
+            f"server CPU per request without / with: {cpu_off:.2f} / {cpu_on:.2f} ms = "
+            f"{cpu_off / cpu_on:.3f} (the CPU-bound throughput ratio, steadier on a shared host)"
+        )
+        print(
             f"(target >= 0.95) the metrics-on server counted {counted} /predict 200s, "
-            f"wrk received {sent}"
+            f"wrk received {sent} (it stops counting the requests in flight when a run ends)"
         )
     finally:
         for server in servers.values():
