@@ -9,9 +9,11 @@ counted stays.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -127,6 +129,13 @@ def test_every_scrape_counts_every_worker(
         ]
         assert after == [REQUESTS] * SCRAPES
     finally:
+        # a worker still loading its model stops only once loaded: give the parent time to
+        # join every worker (ServeProcess.close kills it after 20 s)
+        if server.process.poll() is None:
+            server.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.process.wait(timeout=300)
         server.close()
-    # the parent marks every worker dead at shutdown: no live gauge file is left behind
+    assert server.process.returncode == 0, server.log_path.read_text()[-3000:]
+    # the parent marked every worker dead at shutdown: no live gauge file is left behind
     assert not list(metrics_dir.glob("gauge_live*.db"))
