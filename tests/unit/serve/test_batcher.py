@@ -14,8 +14,9 @@ import pytest
 from rakuten_core.errors import OverloadedError
 from rakuten_serve.app import create_app
 from rakuten_serve.batcher import DirectRunner, MicroBatcher
-from rakuten_serve.metrics import Metrics
 from rakuten_serve.predictor import Predictor
+from rakuten_serve.telemetry import PrometheusTelemetry
+from tests.utils.prom_text import sample_value
 from tests.utils.serve_app import (
     DEFAULT_USERS,
     PASSWORD,
@@ -41,29 +42,36 @@ class SlowSquare:
 
 
 def test_concurrent_requests_share_model_calls() -> None:
-    async def scenario() -> tuple[list[int], SlowSquare, Metrics]:
-        fn, metrics = SlowSquare(0.05), Metrics()
-        batcher = MicroBatcher(fn, max_size=8, max_wait_s=0.02, queue_size=100, metrics=metrics)
+    async def scenario() -> tuple[list[int], SlowSquare, PrometheusTelemetry]:
+        fn, telemetry = SlowSquare(0.05), PrometheusTelemetry()
+        batcher = MicroBatcher(fn, max_size=8, max_wait_s=0.02, queue_size=100, telemetry=telemetry)
         await batcher.start()
         try:
             results = await asyncio.gather(*(batcher.submit(i) for i in range(20)))
         finally:
             await batcher.stop()
-        return list(results), fn, metrics
+        return list(results), fn, telemetry
 
-    results, fn, metrics = asyncio.run(scenario())
+    results, fn, telemetry = asyncio.run(scenario())
     assert results == [i * i for i in range(20)]
     assert sum(fn.calls) == 20
     assert max(fn.calls) == 8  # capped at max_size
     assert len(fn.calls) <= 4  # 20 items in at most 4 calls instead of 20
     assert all(name.startswith("model") for name in fn.threads)  # never the loop's thread
-    assert metrics.batch_size._sum.get() == 20  # type: ignore[attr-defined]
+    exposition = telemetry.exposition().decode()
+    assert sample_value(exposition, "rakuten_batch_size_sum") == 20
+    assert sample_value(exposition, "rakuten_batch_size_count") == len(fn.calls)
+    assert sample_value(exposition, "rakuten_batch_queue_depth") == 0
 
 
 def test_event_loop_keeps_running_during_inference() -> None:
     async def scenario() -> int:
         batcher = MicroBatcher(
-            SlowSquare(0.3), max_size=4, max_wait_s=0.0, queue_size=10, metrics=Metrics()
+            SlowSquare(0.3),
+            max_size=4,
+            max_wait_s=0.0,
+            queue_size=10,
+            telemetry=PrometheusTelemetry(),
         )
         await batcher.start()
         ticks = 0
@@ -90,7 +98,7 @@ def test_full_queue_raises_overloaded_with_retry_after() -> None:
             max_size=1,
             max_wait_s=0.0,
             queue_size=2,
-            metrics=Metrics(),
+            telemetry=PrometheusTelemetry(),
             retry_after_s=3,
         )
         await batcher.start()
@@ -111,7 +119,7 @@ def test_full_queue_raises_overloaded_with_retry_after() -> None:
 def test_direct_runner_makes_one_call_per_item() -> None:
     async def scenario() -> SlowSquare:
         fn = SlowSquare(0.01)
-        runner = DirectRunner(fn, queue_size=100, metrics=Metrics())
+        runner = DirectRunner(fn, queue_size=100, telemetry=PrometheusTelemetry())
         await runner.start()
         await asyncio.gather(*(runner.submit(i) for i in range(6)))
         await runner.stop()

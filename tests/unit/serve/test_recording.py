@@ -19,6 +19,7 @@ from rakuten_serve.app import create_app
 from rakuten_serve.db.engine import build_engine
 from rakuten_serve.predictor import Predictor
 from rakuten_serve.settings import ServeSettings
+from tests.utils.prom_text import sample_labels, sample_value
 from tests.utils.serve_app import (
     DEFAULT_USERS,
     PASSWORD,
@@ -83,7 +84,7 @@ def test_every_field_of_a_prediction_is_recorded(
     assert row.image_brightness == pytest.approx((30 + 120 + 200) / 3, abs=3)  # a flat JPEG
 
 
-def test_feedback_updates_live_accuracy_and_is_owned(
+def test_feedback_is_counted_by_correctness_and_true_code_and_is_owned(
     client: TestClient, settings: ServeSettings
 ) -> None:
     alice, bob = bearer(get_token(client, "alice")), bearer(get_token(client, "bob"))
@@ -109,8 +110,15 @@ def test_feedback_updates_live_accuracy_and_is_owned(
         "correct": False,
     }
     metrics = client.get("/metrics").text
-    assert "rakuten_live_accuracy 0.5" in metrics
-    assert 'rakuten_feedback_total{correct="true"} 1.0' in metrics
+    assert "rakuten_live_accuracy" not in metrics  # the monitor service owns live quality
+    right_code = str(first["prdtypecode"])
+    feedback = "rakuten_feedback_total"
+    assert sample_value(metrics, feedback, correct="true", prdtypecode=right_code) == 1
+    assert sample_value(metrics, feedback, correct="false", prdtypecode=str(wrong_code)) == 1
+    # every (correct, class) series of the served model exists from the start, at 0 if unused
+    series = sample_labels(metrics, feedback)
+    assert len(series) == 2 * 27
+    assert sum(sample_value(metrics, feedback, **labels) or 0 for labels in series) == 2
     # someone else's prediction, an unknown id, an unknown code
     assert (
         client.post(

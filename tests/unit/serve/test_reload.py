@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from rakuten_serve.app import create_app
 from rakuten_serve.predictor import Predictor, load_model
 from rakuten_serve.settings import ServeSettings
+from tests.utils.prom_text import sample_value
 from tests.utils.serve_app import bearer, get_token
 from tests.utils.serve_bundle import make_broken_bundle
 from tests.utils.serve_fixtures import copy_bundle_as
@@ -52,9 +53,12 @@ def test_reload_swaps_and_failures_keep_the_old_model(
         assert still.status_code == 200 and still.json()["model_version"] == "v2-reloaded"
 
     metrics = client.get("/metrics").text
-    assert 'rakuten_model_reloads_total{outcome="success"} 1.0' in metrics
-    assert 'rakuten_model_reloads_total{outcome="failure"} 3.0' in metrics
-    assert 'version="v2-reloaded"' in metrics
+    assert sample_value(metrics, "rakuten_model_reloads_total", outcome="success") == 1
+    assert sample_value(metrics, "rakuten_model_reloads_total", outcome="failure") == 3
+    # the identity gauge: the served model 1, the replaced one 0; still ready
+    assert sample_value(metrics, "rakuten_model_info", version="v2-reloaded", source=str(v2)) == 1
+    assert sample_value(metrics, "rakuten_model_info", version=original) == 0
+    assert sample_value(metrics, "rakuten_model_ready") == 1
 
 
 def test_reload_without_body_uses_the_configured_path(own_client: TestClient) -> None:

@@ -8,7 +8,7 @@ cannot be loaded the API still starts, reports not ready, and an admin can reloa
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -21,13 +21,13 @@ from rakuten_serve.batcher import DirectRunner, MicroBatcher, Runner
 from rakuten_serve.db.engine import build_engine, session_factory
 from rakuten_serve.db.recorder import PredictionRecorder
 from rakuten_serve.errors import install_error_handlers
-from rakuten_serve.metrics import Metrics
 from rakuten_serve.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from rakuten_serve.predictor import PredictionResult, Predictor, PreparedInput, load_model
 from rakuten_serve.ratelimit import FailedLoginLimit, build_limiter
 from rakuten_serve.routers import admin, auth, feedback, health, predict, web
 from rakuten_serve.settings import ServeSettings, get_settings
-from rakuten_serve.state import LiveAccuracy, ServeState, UserCache
+from rakuten_serve.state import ServeState, UserCache
+from rakuten_serve.telemetry import Telemetry, build_telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -38,22 +38,36 @@ product type codes. Get a token with `POST /token` (OAuth2 password flow), then 
 """
 
 
+def _reporting(
+    predictor: Predictor, telemetry: Telemetry
+) -> Callable[[Sequence[PreparedInput]], Sequence[PredictionResult]]:
+    """The model call, reporting each product's predicted class and confidence."""
+
+    def run_batch(items: Sequence[PreparedInput]) -> Sequence[PredictionResult]:
+        results = predictor.predict_batch(items)
+        telemetry.predicted([(r.top[0].prdtypecode, r.top[0].probability) for r in results])
+        return results
+
+    return run_batch
+
+
 def _runner(
-    settings: ServeSettings, predictor: Predictor, metrics: Metrics
+    settings: ServeSettings, predictor: Predictor, telemetry: Telemetry
 ) -> Runner[PreparedInput, PredictionResult]:
+    run_batch = _reporting(predictor, telemetry)
     if settings.batch_enabled:
         return MicroBatcher(
-            predictor.predict_batch,
+            run_batch,
             max_size=settings.batch_max_size,
             max_wait_s=settings.batch_max_wait_ms / 1000,
             queue_size=settings.batch_queue_size,
-            metrics=metrics,
+            telemetry=telemetry,
             retry_after_s=settings.overload_retry_after_s,
         )
     return DirectRunner(
-        predictor.predict_batch,
+        run_batch,
         queue_size=settings.batch_queue_size,
-        metrics=metrics,
+        telemetry=telemetry,
         retry_after_s=settings.overload_retry_after_s,
     )
 
@@ -61,13 +75,12 @@ def _runner(
 def _publish_model(state: ServeState) -> None:
     if state.predictor.ready:
         meta = state.predictor.model.metadata
-        state.metrics.model_info.info(
-            {
-                "name": meta.model_name,
-                "version": meta.model_version,
-                "run_id": meta.mlflow_run_id or "",
-                "source": state.predictor.model.source,
-            }
+        state.telemetry.model_loaded(
+            name=meta.model_name,
+            version=meta.model_version,
+            run_id=meta.mlflow_run_id,
+            source=state.predictor.model.source,
+            prdtypecodes=[c.code for c in meta.categories],
         )
 
 
@@ -97,20 +110,20 @@ def create_app(
     """Build the API. Raises ``ConfigurationError`` for unsafe settings (e.g. JWT secret)."""
     settings = settings or get_settings()
     signing_key = settings.signing_key()
-    metrics = Metrics()
-    limiter = build_limiter(settings, metrics)
+    telemetry = build_telemetry(enabled=settings.metrics_enabled)
+    limiter = build_limiter(settings, telemetry)
     engine = build_engine(settings.database_url)
     the_predictor = predictor or Predictor(top_k=settings.top_k)
     state = ServeState(
         settings=settings,
         signing_key=signing_key,
         predictor=the_predictor,
-        runner=_runner(settings, the_predictor, metrics),
+        runner=_runner(settings, the_predictor, telemetry),
         engine=engine,
         sessions=session_factory(engine),
         recorder=PredictionRecorder(
             engine,
-            metrics=metrics,
+            telemetry=telemetry,
             spool_dir=settings.record_spool_dir,
             queue_size=settings.record_queue_size,
             batch_size=settings.record_batch_size,
@@ -118,10 +131,9 @@ def create_app(
             retry_initial_s=settings.record_retry_initial_s,
             retry_max_s=settings.record_retry_max_s,
         ),
-        metrics=metrics,
+        telemetry=telemetry,
         limiter=limiter,
         users=UserCache(settings.user_cache_seconds),
-        accuracy=LiveAccuracy(settings.live_accuracy_window),
     )
 
     @asynccontextmanager
@@ -162,5 +174,5 @@ def create_app(
         app.include_router(router)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(RequestContextMiddleware, telemetry=telemetry)
     return app

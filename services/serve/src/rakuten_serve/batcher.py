@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, Protocol, TypeVar
 
 from rakuten_core.errors import OverloadedError
-from rakuten_serve.metrics import Metrics
+from rakuten_serve.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +49,14 @@ class MicroBatcher(Generic[In, Out]):
         max_size: int,
         max_wait_s: float,
         queue_size: int,
-        metrics: Metrics,
+        telemetry: Telemetry,
         retry_after_s: int = 1,
     ) -> None:
         self._run_batch = run_batch
         self._max_size = max_size
         self._max_wait_s = max_wait_s
         self._queue_size = queue_size
-        self._metrics = metrics
+        self._telemetry = telemetry
         self._retry_after_s = retry_after_s
         self._queue: asyncio.Queue[tuple[In, asyncio.Future[Out]]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -83,14 +83,14 @@ class MicroBatcher(Generic[In, Out]):
         if queue is None or self._task is None or self._task.done():
             raise OverloadedError("the model queue is not running", retry_after_s=5)
         if queue.full():
-            self._metrics.overloaded.inc()
+            self._telemetry.overloaded()
             raise OverloadedError(
                 f"the model queue is full ({self._queue_size} waiting); retry shortly",
                 retry_after_s=self._retry_after_s,
             )
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
         queue.put_nowait((item, future))
-        self._metrics.queue_depth.set(queue.qsize())
+        self._telemetry.queue_depth(queue.qsize())
         return await future
 
     async def _gather(self) -> list[tuple[In, asyncio.Future[Out]]]:
@@ -119,7 +119,7 @@ class MicroBatcher(Generic[In, Out]):
         while True:
             batch = await self._gather()
             assert self._queue is not None
-            self._metrics.queue_depth.set(self._queue.qsize())
+            self._telemetry.queue_depth(self._queue.qsize())
             live = [(item, fut) for item, fut in batch if not fut.done()]
             if not live:
                 continue
@@ -134,8 +134,7 @@ class MicroBatcher(Generic[In, Out]):
                         fut.set_exception(exc)
                 continue
             finally:
-                self._metrics.inference_latency.observe(time.perf_counter() - started)
-                self._metrics.batch_size.observe(len(live))
+                self._telemetry.batch_ran(size=len(live), seconds=time.perf_counter() - started)
             for (_, fut), result in zip(live, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)
@@ -149,12 +148,12 @@ class DirectRunner(Generic[In, Out]):
         run_batch: Callable[[Sequence[In]], Sequence[Out]],
         *,
         queue_size: int,
-        metrics: Metrics,
+        telemetry: Telemetry,
         retry_after_s: int = 1,
     ) -> None:
         self._run_batch = run_batch
         self._queue_size = queue_size
-        self._metrics = metrics
+        self._telemetry = telemetry
         self._retry_after_s = retry_after_s
         self._in_flight = 0
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="model")
@@ -167,13 +166,13 @@ class DirectRunner(Generic[In, Out]):
 
     async def submit(self, item: In) -> Out:
         if self._in_flight >= self._queue_size:
-            self._metrics.overloaded.inc()
+            self._telemetry.overloaded()
             raise OverloadedError(
                 f"{self._in_flight} requests are waiting for the model; retry shortly",
                 retry_after_s=self._retry_after_s,
             )
         self._in_flight += 1
-        self._metrics.queue_depth.set(self._in_flight)
+        self._telemetry.queue_depth(self._in_flight)
         started = time.perf_counter()
         try:
             loop = asyncio.get_running_loop()
@@ -181,6 +180,5 @@ class DirectRunner(Generic[In, Out]):
             return results[0]
         finally:
             self._in_flight -= 1
-            self._metrics.queue_depth.set(self._in_flight)
-            self._metrics.inference_latency.observe(time.perf_counter() - started)
-            self._metrics.batch_size.observe(1)
+            self._telemetry.queue_depth(self._in_flight)
+            self._telemetry.batch_ran(size=1, seconds=time.perf_counter() - started)

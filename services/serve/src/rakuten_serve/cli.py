@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -54,6 +54,13 @@ def run(
     """Start the API with uvicorn (N worker processes with --workers N)."""
     import uvicorn  # noqa: PLC0415
 
+    # Imported here: these load uvicorn and prometheus_client, which the user commands skip.
+    from rakuten_serve.multiproc import (  # noqa: PLC0415
+        MULTIPROC_ENV,
+        multiprocess_metrics_dir,
+        run_workers,
+    )
+
     settings = get_settings()
     configure_logging("serve", log_dir=settings.log_dir, level=settings.log_level)
     try:
@@ -73,17 +80,32 @@ def run(
             upgrade(settings.database_url)
         except SQLAlchemyError as exc:
             raise _fail(f"database migration failed: {exc}", 1) from None
-    uvicorn.run(
-        "rakuten_serve.asgi:build",
-        factory=True,
-        host=host or settings.host,
-        port=port if port is not None else settings.port,
-        workers=n_workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=proxy_headers,
-        timeout_graceful_shutdown=15,
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host or settings.host,
+        "port": port if port is not None else settings.port,
+        "workers": n_workers,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": proxy_headers,
+        "timeout_graceful_shutdown": 15,
+        # The supervisor kills a worker that misses a 5 s health ping (uvicorn's default);
+        # loading TensorFlow and warming the model hold the GIL for long stretches, so on a
+        # busy host healthy workers were killed mid-load over and over (seen with 4 workers
+        # on 2 cores).
+        "timeout_worker_healthcheck": 60,
+    }
+    multiprocess = settings.metrics_enabled and (
+        n_workers > 1 or bool(os.environ.get(MULTIPROC_ENV))
     )
+    if not multiprocess:
+        uvicorn.run("rakuten_serve.asgi:build", **options)
+        return
+    with multiprocess_metrics_dir() as metrics_dir:
+        if n_workers == 1:
+            uvicorn.run("rakuten_serve.asgi:build", **options)
+        else:
+            run_workers(uvicorn.Config("rakuten_serve.asgi:build", **options), metrics_dir)
 
 
 @users_app.command("create")

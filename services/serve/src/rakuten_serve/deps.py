@@ -24,7 +24,8 @@ from rakuten_serve.users import SCOPES, UserInfo, get_user
 
 logger = logging.getLogger(__name__)
 
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", scopes=SCOPES)
+# auto_error=False: a missing token is refused below, where the refusal is also counted.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", scopes=SCOPES, auto_error=False)
 
 
 async def get_state(request: Request) -> ServeState:
@@ -80,25 +81,31 @@ async def _lookup_user(state: ServeState, username: str) -> UserInfo | None:
 
 async def get_current_user(
     security_scopes: SecurityScopes,
-    token: Annotated[str, Depends(oauth2_scheme)],
+    token: Annotated[str | None, Depends(oauth2_scheme)],
     state: StateDep,
     request: Request,
 ) -> UserInfo:
     """The enabled user the bearer token names, holding every scope the route requires."""
+    if not token:
+        state.telemetry.auth_failed("missing_token")
+        raise _unauthorized("Not authenticated", security_scopes)
     claims = state.tokens.get(token)
     if claims is None:
         try:
             claims = decode_access_token(token, key=state.signing_key)
         except InvalidTokenError as exc:
             logger.info("rejected token: %s", exc)
+            state.telemetry.auth_failed("invalid_token")
             raise _unauthorized("invalid or expired token", security_scopes) from None
         state.tokens.put(token, claims)
     user = await _lookup_user(state, claims.subject)
     if user is None or user.disabled:
+        state.telemetry.auth_failed("user_rejected")
         raise _unauthorized("user unknown or disabled", security_scopes)
     granted = set(claims.scopes) & set(user.scopes)
     missing = [s for s in security_scopes.scopes if s not in granted]
     if missing:
+        state.telemetry.auth_failed("insufficient_scope")
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             f"this operation needs the scope(s): {' '.join(missing)}",

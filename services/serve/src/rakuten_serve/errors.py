@@ -117,7 +117,7 @@ async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
     state = getattr(request.app.state, "serve", None)
     route = getattr(request.scope.get("route"), "path", request.url.path)
     if state is not None:
-        state.metrics.rate_limited.labels(route=route).inc()
+        state.telemetry.rate_limited(route)
     return error_response(
         429,
         "rate_limited",

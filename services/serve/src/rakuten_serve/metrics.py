@@ -1,18 +1,35 @@
-"""Every Prometheus metric of the API, defined once.
+"""Every Prometheus metric of the API, defined once, with its multiprocess gauge mode.
 
-Each app gets its own :class:`~prometheus_client.CollectorRegistry` (so tests can build several
-apps in one process); ``/metrics`` exposes that registry. With several workers each process
-answers for itself: scrape them behind one address with the Prometheus multiprocess mode or
-scale with replicas (one worker each) as ``docs/serving.md`` explains.
+Only :mod:`rakuten_serve.telemetry` touches these objects; the rest of the code reports events
+through its methods. Each app gets its own :class:`~prometheus_client.CollectorRegistry` so
+tests can build several apps in one process. With several workers (``rakuten-serve run
+--workers N``) prometheus-client's multiprocess mode stores every value in per-process files
+and ``/metrics`` aggregates them (see :mod:`rakuten_serve.multiproc`).
+
+A gauge's ``multiprocess_mode`` says how the workers' values combine, and it is chosen per
+gauge: ``livesum`` for amounts that add up across workers (requests in flight, requests waiting
+for the model, records not yet written), ``livemin`` for readiness (the server is ready only
+when every live worker is), ``livemax`` for the model identity (a version is served when at
+least one live worker serves it). The ``live`` modes drop a worker's values when it exits, so
+a dead worker's last queue depth does not linger.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+AUTH_FAILURE_REASONS = (
+    "bad_credentials",  # POST /token: wrong user name or password, or user disabled
+    "missing_token",  # no bearer token on a protected route
+    "invalid_token",  # malformed, badly signed or expired token
+    "user_rejected",  # valid token of a user now unknown or disabled
+    "insufficient_scope",  # valid token without the scope the route needs (403)
+)
+RELOAD_OUTCOMES = ("success", "failure")
 
 
 class Metrics:
@@ -33,6 +50,12 @@ class Metrics:
             ["route", "method"],
             buckets=LATENCY_BUCKETS,
             registry=r,
+        )
+        self.in_flight = Gauge(
+            "rakuten_http_requests_in_flight",
+            "HTTP requests being handled now (all workers).",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.predictions = Counter(
             "rakuten_predictions",
@@ -59,15 +82,29 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "rakuten_batch_queue_depth", "Requests waiting for the model.", registry=r
+            "rakuten_batch_queue_depth",
+            "Requests waiting for the model (all workers).",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.overloaded = Counter(
             "rakuten_overloaded_requests",
             "Requests refused with 503 because the queue was full.",
             registry=r,
         )
-        self.model_info = Info(
-            "rakuten_model", "The model being served (name, version, run id).", registry=r
+        self.model_info = Gauge(
+            "rakuten_model_info",
+            "1 for the model being served (name, version, MLflow run id, source), 0 for one "
+            "replaced by a reload.",
+            ["name", "version", "run_id", "source"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.model_ready = Gauge(
+            "rakuten_model_ready",
+            "1 when a model is loaded and warmed up (in every live worker), else 0.",
+            registry=r,
+            multiprocess_mode="livemin",
         )
         self.model_reloads = Counter(
             "rakuten_model_reloads", "Model reload attempts by outcome.", ["outcome"], registry=r
@@ -89,18 +126,20 @@ class Metrics:
         )
         self.records_pending = Gauge(
             "rakuten_prediction_records_pending",
-            "Prediction records queued or spooled, not yet in the database.",
+            "Prediction records queued or spooled, not yet in the database (all workers).",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.feedback = Counter(
             "rakuten_feedback",
-            "Feedback received, by whether the prediction was correct.",
-            ["correct"],
+            "Feedback received, by whether the prediction was correct and by the TRUE code.",
+            ["correct", "prdtypecode"],
             registry=r,
         )
-        self.live_accuracy = Gauge(
-            "rakuten_live_accuracy",
-            "Accuracy over the most recent feedback (window: RAKUTEN_LIVE_ACCURACY_WINDOW).",
+        self.auth_failures = Counter(
+            "rakuten_auth_failures",
+            "Refused authentications, by reason (" + ", ".join(AUTH_FAILURE_REASONS) + ").",
+            ["reason"],
             registry=r,
         )
         self.rate_limited = Counter(
@@ -111,6 +150,12 @@ class Metrics:
         )
         self.rate_limit_backend_errors = Counter(
             "rakuten_rate_limit_backend_errors",
-            "Rate-limit storage (Redis) failures; limits are per process until it answers.",
+            "Rate-limit storage (Redis) failures; counters fell back to this process's memory.",
             registry=r,
         )
+        # Series of bounded label sets exist from the start, so rate() and alerts see a 0
+        # before the first event instead of no data.
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason=reason)
+        for outcome in RELOAD_OUTCOMES:
+            self.model_reloads.labels(outcome=outcome)

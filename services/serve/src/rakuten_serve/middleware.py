@@ -19,7 +19,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rakuten_core.logs import request_id
-from rakuten_serve.metrics import Metrics
+from rakuten_serve.telemetry import Telemetry
 
 access_logger = logging.getLogger("rakuten_serve.access")
 logger = logging.getLogger(__name__)
@@ -29,9 +29,9 @@ REQUEST_ID_HEADER = b"x-request-id"
 class RequestContextMiddleware:
     """Gives every request an id (response header ``X-Request-ID``), logs and measures it."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
         self.app = app
-        self.metrics = metrics
+        self.telemetry = telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,6 +43,7 @@ class RequestContextMiddleware:
         status = 500
         started_response = False
         started = time.perf_counter()
+        self.telemetry.request_started()
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, started_response
@@ -67,8 +68,9 @@ class RequestContextMiddleware:
             route_obj = scope.get("route")
             route = getattr(route_obj, "path", None) or "unmatched"
             method = scope.get("method", "-")
-            self.metrics.requests.labels(route=route, method=method, status=str(status)).inc()
-            self.metrics.request_latency.labels(route=route, method=method).observe(elapsed)
+            self.telemetry.request_finished(
+                route=route, method=method, status=status, seconds=elapsed
+            )
             client = scope.get("client")
             state: dict[str, Any] = scope.get("state", {})
             access_logger.info(

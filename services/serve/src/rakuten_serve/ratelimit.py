@@ -22,8 +22,8 @@ from limits import RateLimitItem, parse
 from slowapi import Limiter
 from slowapi.util import get_remote_address
 
-from rakuten_serve.metrics import Metrics
 from rakuten_serve.settings import ServeSettings
+from rakuten_serve.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -103,14 +103,14 @@ def _user_login_key(username: str) -> str:
     return f"token-user:{username.strip().lower()[:128]}"
 
 
-def build_limiter(settings: ServeSettings, metrics: Metrics) -> ObservedLimiter:
+def build_limiter(settings: ServeSettings, telemetry: Telemetry) -> ObservedLimiter:
     storage = settings.redis_url or "memory://"
     return ObservedLimiter(
+        on_backend_error=telemetry.rate_limit_backend_failed,
         key_func=client_key,
         storage_uri=storage,
         headers_enabled=False,  # slowapi would add "Retry-After" to every 200 as well
         enabled=settings.rate_limit_enabled,
         in_memory_fallback_enabled=settings.redis_url is not None,
         key_prefix="rakuten-serve",
-        on_backend_error=metrics.rate_limit_backend_errors.inc,
     )

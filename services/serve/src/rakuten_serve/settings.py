@@ -87,7 +87,11 @@ class ServeSettings(RakutenSettings):
     record_retry_max_s: float = Field(default=30.0, gt=0)
 
     # --- monitoring
-    live_accuracy_window: int = Field(default=500, ge=1)
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Prometheus metrics on /metrics (multiprocess mode with several workers); "
+        "false only to measure what monitoring costs (bench/serve_monitoring_overhead.py).",
+    )
     user_cache_seconds: float = Field(
         default=10.0, ge=0, description="How long a user's enabled/scopes lookup is cached."
     )

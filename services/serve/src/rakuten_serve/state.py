@@ -1,10 +1,9 @@
-"""What one app instance holds: settings, model, runner, database, recorder, metrics, limiter."""
+"""What one app instance holds: settings, model, runner, database, recorder, telemetry, limiter."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rakuten_serve.batcher import Runner
 from rakuten_serve.db.recorder import PredictionRecorder
-from rakuten_serve.metrics import Metrics
 from rakuten_serve.predictor import PredictionResult, Predictor, PreparedInput
 from rakuten_serve.settings import ServeSettings
+from rakuten_serve.telemetry import Telemetry
 from rakuten_serve.tokens import TokenClaims
 from rakuten_serve.users import UserInfo
 
@@ -99,19 +98,6 @@ class TokenCache:
             self._items[token] = claims
 
 
-class LiveAccuracy:
-    """Accuracy over the last ``window`` feedback items received by this process."""
-
-    def __init__(self, window: int) -> None:
-        self._window: deque[bool] = deque(maxlen=window)
-        self._lock = threading.Lock()
-
-    def add(self, correct: bool) -> float:
-        with self._lock:
-            self._window.append(correct)
-            return sum(self._window) / len(self._window)
-
-
 @dataclass
 class ServeState:
     settings: ServeSettings
@@ -121,10 +107,9 @@ class ServeState:
     engine: Engine
     sessions: sessionmaker[Session]
     recorder: PredictionRecorder
-    metrics: Metrics
+    telemetry: Telemetry
     limiter: Limiter
     users: UserCache
-    accuracy: LiveAccuracy
     tokens: TokenCache = field(default_factory=TokenCache)
     decode_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")

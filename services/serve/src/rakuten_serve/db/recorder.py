@@ -28,7 +28,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from rakuten_core.records import Prediction
-from rakuten_serve.metrics import Metrics
+from rakuten_serve.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class PredictionRecorder:
         self,
         engine: Engine,
         *,
-        metrics: Metrics,
+        telemetry: Telemetry,
         spool_dir: Path,
         queue_size: int = 10_000,
         batch_size: int = 200,
@@ -75,7 +75,7 @@ class PredictionRecorder:
         retry_max_s: float = 30.0,
     ) -> None:
         self._engine = engine
-        self._metrics = metrics
+        self._telemetry = telemetry
         self._spool_dir = spool_dir
         self._spool = spool_dir / f"predictions-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
@@ -188,12 +188,12 @@ class PredictionRecorder:
                     continue
                 seen.add(rid)
                 session.add(Prediction(**record))
-        self._metrics.records_written.inc(len(seen))
+        self._telemetry.records_written(len(seen))
         self._forget(ids)
         self._backoff_s = self._retry_initial_s
 
     def _failed(self, exc: Exception) -> None:
-        self._metrics.db_write_failures.inc()
+        self._telemetry.db_write_failed()
         self._next_retry = time.monotonic() + self._backoff_s
         logger.warning(
             "prediction records not written (%s); retrying in %.1fs",
@@ -229,7 +229,7 @@ class PredictionRecorder:
         with self._spool_lock:
             size = self._spool.stat().st_size if self._spool.exists() else 0
             if size >= self._spool_max_bytes:
-                self._metrics.records_dropped.inc(len(records))
+                self._telemetry.records_dropped(len(records))
                 self._forget([r["request_id"] for r in records])
                 logger.error(
                     "spool %s is full: %d prediction records lost", self._spool, len(records)
@@ -263,10 +263,10 @@ class PredictionRecorder:
             self._pending[record["request_id"]] = record
             while len(self._pending) > _PENDING_MAX:
                 self._pending.popitem(last=False)
-            self._metrics.records_pending.set(len(self._pending))
+            self._telemetry.records_pending(len(self._pending))
 
     def _forget(self, ids: list[str]) -> None:
         with self._pending_lock:
             for rid in ids:
                 self._pending.pop(rid, None)
-            self._metrics.records_pending.set(len(self._pending))
+            self._telemetry.records_pending(len(self._pending))

@@ -48,17 +48,16 @@ async def reload(
             warm_up_batch=state.settings.batch_max_size if state.settings.batch_enabled else 1,
         )
     except ModelUnavailableError as exc:
-        state.metrics.model_reloads.labels(outcome="failure").inc()
+        state.telemetry.model_reloaded(success=False)
         logger.error("reload of %s by %s failed: %s", spec, user.username, exc)
         raise InvalidInputError(f"reload failed, still serving version {previous}: {exc}") from None
-    state.metrics.model_reloads.labels(outcome="success").inc()
-    state.metrics.model_info.info(
-        {
-            "name": new.metadata.model_name,
-            "version": new.metadata.model_version,
-            "run_id": new.metadata.mlflow_run_id or "",
-            "source": new.source,
-        }
+    state.telemetry.model_reloaded(success=True)
+    state.telemetry.model_loaded(
+        name=new.metadata.model_name,
+        version=new.metadata.model_version,
+        run_id=new.metadata.mlflow_run_id,
+        source=new.source,
+        prdtypecodes=[c.code for c in new.metadata.categories],
     )
     logger.info(
         "%s reloaded the model: %s -> %s", user.username, previous, new.metadata.model_version

@@ -59,7 +59,7 @@ def build_router(
     ) -> TokenResponse:
         wait = failed_logins.retry_after(form.username)
         if wait is not None:
-            state.metrics.rate_limited.labels(route="/token").inc()
+            state.telemetry.rate_limited("/token")
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,
                 f"too many failed attempts for this user; retry in {wait} s",
@@ -71,6 +71,7 @@ def build_router(
         if not ok or user is None or user.disabled:
             failed_logins.failed(form.username)
             logger.info("failed login for %r", form.username[:64])
+            state.telemetry.auth_failed("bad_credentials")
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "incorrect user name or password, or user disabled",

@@ -1,4 +1,4 @@
-"""``POST /feedback``: the true code of an earlier prediction (feeds the live accuracy)."""
+"""``POST /feedback``: the true code of an earlier prediction (feeds live quality monitoring)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def _save_feedback(sessions: sessionmaker[Session], feedback: Feedback) -> None:
     description=(
         "Give the `request_id` returned by `/predict` and the true `prdtypecode`. Only the user "
         "who asked for the prediction (or an admin) can give its feedback; sending it again "
-        "replaces the previous answer. Updates `rakuten_live_accuracy` in `/metrics`."
+        "replaces the previous answer. Counted in `rakuten_feedback_total{correct, prdtypecode}`; "
+        "the monitor service computes live accuracy from the stored feedback."
     ),
     responses={
         401: {"model": ErrorResponse},
@@ -87,8 +88,7 @@ async def feedback(
         await run_in_threadpool(_save_feedback, state.sessions, row)
     except SQLAlchemyError:
         raise DatabaseUnavailableError("the database is unavailable; retry shortly") from None
-    state.metrics.feedback.labels(correct=str(correct).lower()).inc()
-    state.metrics.live_accuracy.set(state.accuracy.add(correct))
+    state.telemetry.feedback_received(correct=correct, true_prdtypecode=body.prdtypecode)
     return FeedbackResponse(
         request_id=body.request_id,
         predicted_prdtypecode=owner_code[1],

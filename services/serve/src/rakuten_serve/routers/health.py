@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from rakuten_serve.db.engine import ping
 from rakuten_serve.deps import PredictorDep, StateDep
@@ -78,7 +78,7 @@ async def model(predictor: PredictorDep) -> ModelInfo:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics of this process",
+    summary="Prometheus metrics of the server (every worker's, summed)",
     response_class=Response,
     responses={
         200: {
@@ -91,4 +91,9 @@ async def model(predictor: PredictorDep) -> ModelInfo:
     },
 )
 async def metrics(state: StateDep) -> Response:
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    telemetry = state.telemetry
+    if not telemetry.enabled:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "metrics are disabled on this server")
+    # In multiprocess mode this reads every worker's files: keep it off the event loop.
+    body = await run_in_threadpool(telemetry.exposition)
+    return Response(body, media_type=telemetry.content_type)

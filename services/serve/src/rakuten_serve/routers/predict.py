@@ -188,8 +188,6 @@ def build_router(limiter: Limiter, settings: ServeSettings) -> APIRouter:
             used_image=prepared.image is not None,
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
         )
-        state.metrics.predictions.labels(prdtypecode=str(best.prdtypecode)).inc()
-        state.metrics.confidence.observe(best.probability)
         state.recorder.submit(
             _record(
                 state,

@@ -1,0 +1,259 @@
+"""Every dashboard panel and every alert run against a real Prometheus scraping real processes.
+
+A real ``prometheus`` loads the project's own ``prometheus.yml`` and rules (targets rewritten to
+this test's ports, job names kept) and scrapes a real ``rakuten-serve run --workers 2``, a real
+Pushgateway holding pushed batch-job figures, a real Alertmanager and itself. After real
+traffic (predictions, feedback, bad logins, missing and forged tokens, 429s), every panel query
+must parse and return at least one series, and every alert expression must parse with each of
+its selectors returning at least one series: no dashboard or alert reads a metric, a label or
+a job that does not exist.
+
+The drift and quality monitor is a scrape target like the others (:func:`monitor_targets`). The
+queries that read only its metrics are named in :data:`MONITOR_ONLY`; they are checked as soon
+as a monitor target is listed, and the test fails if that list names a query that does not
+exist or misses one that reads monitor metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.utils.monitoring import (
+    ALERTMANAGER_YML,
+    RATE_INTERVAL,
+    Query,
+    alert_queries,
+    load_yaml,
+    metric_names,
+    panel_queries,
+    selectors,
+)
+from tests.utils.postgres import free_port
+from tests.utils.prometheus_stack import (
+    Daemon,
+    config_for_test,
+    push,
+    query,
+    start_alertmanager,
+    start_prometheus,
+    start_pushgateway,
+    write_yaml,
+)
+from tests.utils.serve_app import (
+    PASSWORD,
+    ServeProcess,
+    jpeg_bytes,
+    migrate_and_add_users,
+    serve_settings,
+    settings_env,
+)
+from tests.utils.serve_fixtures import serve_bundle_dir
+
+__all__ = ["serve_bundle_dir"]
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+MONITOR_METRICS = {
+    "rakuten_drift_score",
+    "rakuten_drift_threshold",
+    "rakuten_drift_window_predictions",
+    "rakuten_live_accuracy",
+    "rakuten_live_weighted_f1",
+    "rakuten_live_feedback_window",
+    "rakuten_monitor_last_success_timestamp_seconds",
+    "rakuten_monitor_runs_total",
+}
+MONITOR_ONLY = {
+    "dashboard rakuten-quality: Drift score per feature [A]",
+    "dashboard rakuten-quality: Drift score per feature [B]",
+    "dashboard rakuten-quality: Predictions in the drift window [A]",
+    "dashboard rakuten-quality: Monitor last run [A]",
+    "dashboard rakuten-quality: Live accuracy and weighted F1 [A]",
+    "dashboard rakuten-quality: Live accuracy and weighted F1 [B]",
+    "dashboard rakuten-quality: Feedback in the quality window [A]",
+    "alert: RakutenDriftAboveThreshold",
+    "alert: RakutenLiveAccuracyLow",
+    "alert: RakutenMonitorDown",
+}
+RATE_WINDOW = "1m"  # what $__rate_interval becomes (Grafana: 4 x the 1 s scrape interval, min 1m)
+
+
+def monitor_targets() -> list[str]:
+    """Addresses of the drift and quality monitor processes this test scrapes (none yet)."""
+    return []
+
+
+def _reads_monitor(q: Query) -> bool:
+    return bool(metric_names(q.expr) & MONITOR_METRICS) or 'job="monitor"' in q.expr
+
+
+def test_monitor_only_list_is_exact() -> None:
+    every = panel_queries() + alert_queries()
+    labels = {q.label for q in every}
+    assert labels >= MONITOR_ONLY, sorted(MONITOR_ONLY - labels)
+    assert {q.label for q in every if _reads_monitor(q)} == MONITOR_ONLY
+
+
+@pytest.fixture
+def stack(serve_bundle_dir: Path, tmp_path: Path) -> Iterator[tuple[Daemon, ServeProcess]]:
+    settings = serve_settings(
+        tmp_path,
+        model_path=str(serve_bundle_dir),
+        predict_rate_limit="8/minute",
+        token_rate_limit="100/minute",
+    )
+    migrate_and_add_users(settings, {"alice": ["predict"], "bob": ["predict"]})
+    started: list[Daemon | ServeProcess] = []
+    try:
+        serve = ServeProcess(settings_env(settings), workers=2, log_path=tmp_path / "serve.out")
+        started.append(serve)
+        pushgateway = start_pushgateway(tmp_path)
+        started.append(pushgateway)
+        secrets = tmp_path / "secrets"
+        secrets.mkdir()
+        (secrets / "smtp_password").write_text("test-only-smtp-password\n")
+        am_config = load_yaml(ALERTMANAGER_YML)
+        am_config["global"]["smtp_auth_password_file"] = str(secrets / "smtp_password")
+        alertmanager = start_alertmanager(write_yaml(tmp_path / "am.yml", am_config), tmp_path)
+        started.append(alertmanager)
+        prom_port = free_port()
+        targets = {
+            "serve": [f"127.0.0.1:{serve.port}"],
+            "monitor": monitor_targets(),
+            "pushgateway": [f"127.0.0.1:{pushgateway.port}"],
+            "alertmanager": [f"127.0.0.1:{alertmanager.port}"],
+            "prometheus": [f"127.0.0.1:{prom_port}"],
+        }
+        config = config_for_test(targets, alertmanager=f"127.0.0.1:{alertmanager.port}")
+        prometheus = start_prometheus(
+            write_yaml(tmp_path / "prometheus.yml", config), tmp_path, prom_port
+        )
+        started.append(prometheus)
+        serve.wait_ready(timeout_s=900)
+        _push_batch_jobs(pushgateway.url)
+        _drive_traffic(serve.base_url)
+        yield prometheus, serve
+    finally:
+        for process in reversed(started):
+            process.close()
+
+
+def _push_batch_jobs(pushgateway: str) -> None:
+    now = datetime.now(UTC).timestamp()
+    for job, rows in (("rakuten_train", 1600), ("rakuten_evaluate", 400), ("rakuten_predict", 900)):
+        figures = {
+            "rakuten_job_duration_seconds": 42.5,
+            "rakuten_job_rows": rows,
+            "rakuten_job_last_success_timestamp_seconds": now,
+        }
+        if job != "rakuten_predict":
+            figures["rakuten_job_weighted_f1"] = 0.81
+        text = "".join(f"# TYPE {k} gauge\n{k} {v}\n" for k, v in figures.items())
+        text += (
+            "# TYPE rakuten_job_model_info gauge\n"
+            'rakuten_job_model_info{model_name="rakuten-multimodal",model_version="7"} 1\n'
+        )
+        push(pushgateway, job, text)
+
+
+def _drive_traffic(base: str) -> None:
+    def token(user: str) -> str:
+        answer = httpx.post(f"{base}/token", data={"username": user, "password": PASSWORD})
+        assert answer.status_code == 200, answer.text
+        value: str = answer.json()["access_token"]
+        return value
+
+    alice, bob = token("alice"), token("bob")
+    predictions = []
+    for i in range(6):
+        answer = httpx.post(
+            f"{base}/predict",
+            headers={"Authorization": f"Bearer {alice}"},
+            data={"designation": f"Piscine tubulaire ronde {i}"},
+            files={"image": ("p.jpg", jpeg_bytes(), "image/jpeg")},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        predictions.append(answer.json())
+    for i, prediction in enumerate(predictions):
+        wrong = 10 if prediction["prdtypecode"] != 10 else 40
+        code = prediction["prdtypecode"] if i % 2 == 0 else wrong
+        feedback = httpx.post(
+            f"{base}/feedback",
+            headers={"Authorization": f"Bearer {alice}"},
+            json={"request_id": prediction["request_id"], "prdtypecode": code},
+            timeout=30,
+        )
+        assert feedback.status_code == 200, feedback.text
+    # 8 a minute per user in each of the 2 workers (no Redis): even across a window boundary
+    # 40 requests get at least 8 refusals
+    statuses = [
+        httpx.post(
+            f"{base}/predict",
+            headers={"Authorization": f"Bearer {bob}"},
+            data={"designation": "Coussin velours"},
+            timeout=60,
+        ).status_code
+        for _ in range(40)
+    ]
+    assert statuses.count(429) >= 8 and set(statuses) == {200, 429}
+    for _ in range(3):
+        bad = httpx.post(f"{base}/token", data={"username": "alice", "password": "wrong"})
+        assert bad.status_code == 401
+    assert httpx.post(f"{base}/predict", data={"designation": "x"}).status_code == 401
+    forged = httpx.post(
+        f"{base}/predict",
+        headers={"Authorization": "Bearer not.a.token"},
+        data={"designation": "x"},
+    )
+    assert forged.status_code == 401
+
+
+def _runnable(q: Query) -> list[str]:
+    """What to send to Prometheus: a panel's expression, or each selector of an alert."""
+    if q.source == "alert":
+        return selectors(q.expr)
+    return [q.expr.replace(RATE_INTERVAL, RATE_WINDOW)]
+
+
+@pytest.mark.timeout(1800)  # a 2-worker server loading on 2 shared cores can take minutes
+def test_every_panel_and_alert_query_returns_series(
+    stack: tuple[Daemon, ServeProcess],
+) -> None:
+    prometheus, _ = stack
+    every = panel_queries() + alert_queries()
+    checked = [q for q in every if monitor_targets() or q.label not in MONITOR_ONLY]
+    assert len(checked) >= len(every) - len(MONITOR_ONLY)
+    for q in alert_queries():
+        query(prometheus.url, q.expr)  # every alert parses as a whole
+    missing: dict[str, str] = {}
+    deadline = time.monotonic() + 120  # rates need two scrapes, rules an evaluation
+    while True:
+        missing = {}
+        for q in checked:
+            for expr in _runnable(q):
+                if not query(prometheus.url, expr):
+                    missing[q.label] = expr
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert not missing, missing
+    targets = query(prometheus.url, "up == 1")
+    assert {t["metric"]["job"] for t in targets} >= {
+        "serve",
+        "pushgateway",
+        "alertmanager",
+        "prometheus",
+    }
+    pushed = query(prometheus.url, "rakuten_job_rows")
+    assert {s["metric"]["job"] for s in pushed} == {
+        "rakuten_train",
+        "rakuten_evaluate",
+        "rakuten_predict",
+    }  # honor_labels kept the pushed job label

@@ -1,0 +1,140 @@
+"""monitoring/prometheus and monitoring/alertmanager checked by promtool and amtool, and by
+the shape the compose stack and the other services rely on."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.utils.monitoring import (
+    ALERTMANAGER_YML,
+    PROMETHEUS_YML,
+    RULE_TESTS_DIR,
+    RULES_DIR,
+    alert_rules,
+    load_yaml,
+    metric_names,
+    scrape_jobs,
+)
+
+
+def _tool(name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    path = shutil.which(name)
+    assert path, f"{name} is missing: run `make system-deps` (scripts/system-deps.sh)"
+    return subprocess.run(
+        [path, *args], capture_output=True, text=True, timeout=120, check=False, cwd=cwd
+    )
+
+
+def test_promtool_checks_the_config_and_the_rules() -> None:
+    config = _tool("promtool", "check", "config", "--syntax-only", str(PROMETHEUS_YML))
+    assert config.returncode == 0, config.stdout + config.stderr
+    rules = _tool("promtool", "check", "rules", *map(str, sorted(RULES_DIR.glob("*.yml"))))
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+
+
+def test_promtool_rule_tests_pass() -> None:
+    files = sorted(p.name for p in RULE_TESTS_DIR.glob("*.yml"))
+    assert files
+    result = _tool("promtool", "test", "rules", *files, cwd=RULE_TESTS_DIR)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(files)
+
+
+def test_promtool_rule_tests_fail_when_a_threshold_changes(tmp_path: Path) -> None:
+    """The rule tests bite: the same tests against a loosened 5xx threshold fail."""
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "tests").mkdir()
+    for path in RULES_DIR.glob("*.yml"):
+        text = path.read_text(encoding="utf-8")
+        text = text.replace(
+            "job:rakuten_http_requests_5xx:ratio_rate5m > 0.05",
+            "job:rakuten_http_requests_5xx:ratio_rate5m > 0.5",
+        )
+        (tmp_path / "rules" / path.name).write_text(text, encoding="utf-8")
+    for path in RULE_TESTS_DIR.glob("*.yml"):
+        shutil.copy(path, tmp_path / "tests" / path.name)
+    result = _tool("promtool", "test", "rules", "serve_alerts_test.yml", cwd=tmp_path / "tests")
+    assert result.returncode != 0
+    assert "RakutenHigh5xxRatio" in result.stdout + result.stderr
+
+
+def _cases() -> list[tuple[set[str], list[dict[str, object]]]]:
+    """(input metric names, alert_rule_test entries) of every promtool test case."""
+    cases = []
+    for path in sorted(RULE_TESTS_DIR.glob("*.yml")):
+        for case in load_yaml(path)["tests"]:
+            names = {s["series"].split("{", 1)[0] for s in case.get("input_series") or []}
+            cases.append((names, case.get("alert_rule_test") or []))
+    return cases
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: r["alert"])
+def test_every_alert_has_a_firing_a_quiet_and_a_no_data_case(rule: dict[str, str]) -> None:
+    name, reads = rule["alert"], metric_names(rule["expr"])
+    assert reads, f"{name} reads no metric"
+    fires = quiet = no_data = False
+    for inputs, checks in _cases():
+        for check in checks:
+            if check["alertname"] != name:
+                continue
+            has_data = reads <= inputs  # a case without data misses at least one
+            fires |= bool(check["exp_alerts"]) and has_data
+            quiet |= not check["exp_alerts"] and has_data
+            no_data |= not has_data
+    assert fires, f"{name}: no case where it fires"
+    assert quiet, f"{name}: no case with data where it stays quiet"
+    assert no_data, f"{name}: no case without its metrics ({sorted(reads)})"
+
+
+def test_every_alert_is_labelled_and_explained() -> None:
+    for rule in alert_rules():
+        assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
+        assert rule["labels"]["component"] in {"serve", "model", "data", "training", "monitor"}
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+
+
+def test_scrape_jobs_follow_the_platform_contract() -> None:
+    config = load_yaml(PROMETHEUS_YML)
+    jobs = scrape_jobs(config)
+    assert set(jobs) == {"serve", "monitor", "pushgateway", "alertmanager", "prometheus"}
+    assert jobs["serve"]["dns_sd_configs"] == [
+        {"names": ["serve"], "type": "A", "port": 8000, "refresh_interval": "30s"}
+    ]
+    assert jobs["monitor"]["static_configs"] == [{"targets": ["monitor:9108"]}]
+    assert jobs["pushgateway"]["honor_labels"] is True
+    assert jobs["pushgateway"]["static_configs"] == [{"targets": ["pushgateway:9091"]}]
+    assert jobs["alertmanager"]["static_configs"] == [{"targets": ["alertmanager:9093"]}]
+    assert jobs["prometheus"]["static_configs"] == [{"targets": ["localhost:9090"]}]
+    assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    targets = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert targets == ["alertmanager:9093"]
+
+
+def test_amtool_accepts_the_config_and_routes_by_severity() -> None:
+    check = _tool("amtool", "check-config", str(ALERTMANAGER_YML))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "3 inhibit rules" in check.stdout
+    routes = {
+        "severity=critical": "email-and-webhook",
+        "severity=warning": "webhook",
+        "alertname=Unlabelled": "webhook",
+    }
+    for labels, receiver in routes.items():
+        found = _tool(
+            "amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}", labels
+        )
+        assert found.returncode == 0, found.stderr
+        assert found.stdout.strip() == receiver, labels
+
+
+def test_smtp_password_comes_from_a_file_not_the_config() -> None:
+    config = load_yaml(ALERTMANAGER_YML)
+    assert config["global"]["smtp_auth_password_file"].startswith("/etc/alertmanager/secrets/")
+    assert "smtp_auth_password" not in config["global"]
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert receivers["email-and-webhook"]["email_configs"]
+    assert receivers["webhook"]["webhook_configs"]
