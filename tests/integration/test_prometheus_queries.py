@@ -8,22 +8,31 @@ must parse and return at least one series, and every alert expression must parse
 its selectors returning at least one series: no dashboard or alert reads a metric, a label or
 a job that does not exist.
 
-The drift and quality monitor is a scrape target like the others (:func:`monitor_targets`). The
-queries that read only its metrics are named in :data:`MONITOR_ONLY`; they are checked as soon
-as a monitor target is listed, and the test fails if that list names a query that does not
-exist or misses one that reads monitor metrics.
+A real ``rakuten-monitor serve-metrics`` reads serve's records and compares them with a drift
+reference drawn like real traffic (:func:`tests.utils.drift_data.draw_features`: images on 90%
+of the products, descriptions on most). The test's traffic is shifted from it (no description,
+mostly no image), so the drift gauge crosses its threshold and the drift alert must go pending
+in Prometheus. The queries that read only the monitor's metrics are named in
+:data:`MONITOR_ONLY` (the test fails if that list misses one), so a reader sees which panels
+need the monitor.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
+from rakuten_core.categories import CODES
+from rakuten_core.drift import build_reference
+from tests.utils.drift_data import draw_features
+from tests.utils.monitor import run_monitor, write_bundle_json
 from tests.utils.monitoring import (
     ALERTMANAGER_YML,
     RATE_INTERVAL,
@@ -84,11 +93,6 @@ MONITOR_ONLY = {
 RATE_WINDOW = "1m"  # what $__rate_interval becomes (Grafana: 4 x the 1 s scrape interval, min 1m)
 
 
-def monitor_targets() -> list[str]:
-    """Addresses of the drift and quality monitor processes this test scrapes (none yet)."""
-    return []
-
-
 def _reads_monitor(q: Query) -> bool:
     return bool(metric_names(q.expr) & MONITOR_METRICS) or 'job="monitor"' in q.expr
 
@@ -109,7 +113,10 @@ def stack(serve_bundle_dir: Path, tmp_path: Path) -> Iterator[tuple[Daemon, Serv
         token_rate_limit="100/minute",
     )
     migrate_and_add_users(settings, {"alice": ["predict"], "bob": ["predict"]})
+    reference = build_reference(draw_features(np.random.default_rng(7), 2000), codes=CODES)
+    reference_bundle = write_bundle_json(tmp_path / "reference-bundle", reference)
     started: list[Daemon | ServeProcess] = []
+    contexts = ExitStack()
     try:
         serve = ServeProcess(settings_env(settings), workers=2, log_path=tmp_path / "serve.out")
         started.append(serve)
@@ -122,10 +129,21 @@ def stack(serve_bundle_dir: Path, tmp_path: Path) -> Iterator[tuple[Daemon, Serv
         am_config["global"]["smtp_auth_password_file"] = str(secrets / "smtp_password")
         alertmanager = start_alertmanager(write_yaml(tmp_path / "am.yml", am_config), tmp_path)
         started.append(alertmanager)
+        (tmp_path / "monitor").mkdir()
+        monitor = contexts.enter_context(
+            run_monitor(
+                database_url=settings.database_url,
+                model_path=reference_bundle,
+                workdir=tmp_path / "monitor",
+                monitor_interval_s="1",
+                monitor_min_predictions="10",
+                monitor_min_feedback="5",
+            )
+        )
         prom_port = free_port()
         targets = {
             "serve": [f"127.0.0.1:{serve.port}"],
-            "monitor": monitor_targets(),
+            "monitor": [f"127.0.0.1:{monitor.port}"],
             "pushgateway": [f"127.0.0.1:{pushgateway.port}"],
             "alertmanager": [f"127.0.0.1:{alertmanager.port}"],
             "prometheus": [f"127.0.0.1:{prom_port}"],
@@ -142,6 +160,7 @@ def stack(serve_bundle_dir: Path, tmp_path: Path) -> Iterator[tuple[Daemon, Serv
     finally:
         for process in reversed(started):
             process.close()
+        contexts.close()
 
 
 def _push_batch_jobs(pushgateway: str) -> None:
@@ -228,8 +247,7 @@ def test_every_panel_and_alert_query_returns_series(
 ) -> None:
     prometheus, _ = stack
     every = panel_queries() + alert_queries()
-    checked = [q for q in every if monitor_targets() or q.label not in MONITOR_ONLY]
-    assert len(checked) >= len(every) - len(MONITOR_ONLY)
+    checked = every
     for q in alert_queries():
         query(prometheus.url, q.expr)  # every alert parses as a whole
     missing: dict[str, str] = {}
@@ -247,6 +265,7 @@ def test_every_panel_and_alert_query_returns_series(
     targets = query(prometheus.url, "up == 1")
     assert {t["metric"]["job"] for t in targets} >= {
         "serve",
+        "monitor",
         "pushgateway",
         "alertmanager",
         "prometheus",
@@ -257,3 +276,29 @@ def test_every_panel_and_alert_query_returns_series(
         "rakuten_evaluate",
         "rakuten_predict",
     }  # honor_labels kept the pushed job label
+    _assert_drift_alert(prometheus)
+
+
+def _alert_states(prometheus: str, name: str) -> dict[str, str]:
+    """``{feature: state}`` of the active alerts called ``name``."""
+    body = httpx.get(f"{prometheus}/api/v1/alerts", timeout=30).json()
+    return {
+        alert["labels"].get("feature", ""): alert["state"]
+        for alert in body["data"]["alerts"]
+        if alert["labels"]["alertname"] == name
+    }
+
+
+def _assert_drift_alert(prometheus: Daemon) -> None:
+    """The traffic has no descriptions and mostly no images, unlike the reference."""
+    deadline = time.monotonic() + 180
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        states = _alert_states(prometheus.url, "RakutenDriftAboveThreshold")
+        if {"no_description", "no_image"} <= set(states):
+            break
+        time.sleep(2)
+    assert {"no_description", "no_image"} <= set(states), states
+    assert set(states.values()) <= {"pending", "firing"}
+    over = query(prometheus.url, "rakuten_drift_score > on (feature) rakuten_drift_threshold")
+    assert {s["metric"]["feature"] for s in over} >= {"no_description", "no_image"}
