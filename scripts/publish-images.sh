@@ -14,6 +14,7 @@ IMAGES=(
   "serve=services/serve/Dockerfile"
   "monitor=services/monitor/Dockerfile"
   "mlflow=docker/mlflow/Dockerfile"
+  "proxy=docker/proxy/Dockerfile"
 )
 
 dry_run=0

@@ -32,6 +32,7 @@ IMAGES = {
     "serve": "services/serve/Dockerfile",
     "monitor": "services/monitor/Dockerfile",
     "mlflow": "docker/mlflow/Dockerfile",
+    "proxy": "docker/proxy/Dockerfile",
 }
 
 
