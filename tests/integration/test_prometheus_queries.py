@@ -11,8 +11,8 @@ a job that does not exist.
 A real ``rakuten-monitor serve-metrics`` reads serve's records and compares them with a drift
 reference drawn like real traffic (:func:`tests.utils.drift_data.draw_features`: images on 90%
 of the products, descriptions on most). The test's traffic is shifted from it (no description,
-mostly no image), so the drift gauge crosses its threshold and the drift alert must go pending
-in Prometheus. The queries that read only the monitor's metrics are named in
+mostly no image), so the drift gauge crosses its threshold for ``no_description`` and the drift
+alert must go pending in Prometheus. The queries that read only the monitor's metrics are named in
 :data:`MONITOR_ONLY` (the test fails if that list misses one), so a reader sees which panels
 need the monitor.
 """
@@ -295,10 +295,12 @@ def _assert_drift_alert(prometheus: Daemon) -> None:
     states: dict[str, str] = {}
     while time.monotonic() < deadline:
         states = _alert_states(prometheus.url, "RakutenDriftAboveThreshold")
-        if {"no_description", "no_image"} <= set(states):
+        if "no_description" in states:
             break
         time.sleep(2)
-    assert {"no_description", "no_image"} <= set(states), states
+    # no_image is as shifted, but with ~20 predictions its rare bin (10% in the reference) is
+    # expected to hold fewer than 5 and is pooled: too little evidence to score it yet
+    assert "no_description" in states, states
     assert set(states.values()) <= {"pending", "firing"}
     over = query(prometheus.url, "rakuten_drift_score > on (feature) rakuten_drift_threshold")
-    assert {s["metric"]["feature"] for s in over} >= {"no_description", "no_image"}
+    assert "no_description" in {s["metric"]["feature"] for s in over}
