@@ -456,6 +456,25 @@ def test_prometheus_scrapes_every_serve_replica(stack: Stack) -> None:
     assert len(up) == 2, up
 
 
+def test_prometheus_scrapes_the_monitor_and_loads_the_rules(stack: Stack) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        jobs = {
+            str(series["metric"]["job"])  # type: ignore[index]
+            for series in _prometheus(stack, "up == 1")
+        }
+        if {"monitor", "pushgateway", "alertmanager", "prometheus"} <= jobs:
+            break
+        assert time.monotonic() < deadline, jobs
+        time.sleep(5)
+    with stack.admin("prometheus") as prometheus:
+        groups = prometheus.get("/api/v1/rules").json()["data"]["groups"]
+    alerts = {
+        rule["name"] for group in groups for rule in group["rules"] if rule["type"] == "alerting"
+    }
+    assert {"RakutenApiDown", "RakutenDriftAboveThreshold"} <= alerts, alerts
+
+
 def test_pushgateway_holds_the_jobs_figures(stack: Stack) -> None:
     deadline = time.monotonic() + 90
     while True:
