@@ -29,17 +29,13 @@ def small_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
-@pytest.fixture(autouse=True)
-def _reset_mlflow_uris() -> Iterator[None]:
-    """Undo ``mlflow.set_tracking_uri``/``set_registry_uri`` made by code under test.
+# The session's own values, taken before any test runs: a module- or session-scoped fixture that
+# trains in-process (set up before the function-scoped reset below) must not become the baseline.
+_MLFLOW_ENV_AT_START = {name: os.environ.get(name) for name in _MLFLOW_ENV}
 
-    ``rakuten-train`` run in-process points MLflow's process-wide URIs (and, through MLflow,
-    the ``MLFLOW_*_URI`` environment variables) at the store it used, for example a server
-    that is stopped once its test ends; a later test would otherwise talk to that dead server.
-    """
-    saved = {name: os.environ.get(name) for name in _MLFLOW_ENV}
-    yield
-    for name, value in saved.items():
+
+def _restore_mlflow_uris() -> None:
+    for name, value in _MLFLOW_ENV_AT_START.items():
         if value is None:
             os.environ.pop(name, None)
         else:
@@ -50,3 +46,17 @@ def _reset_mlflow_uris() -> Iterator[None]:
 
         tracking_utils._tracking_uri = None
         registry_utils._registry_uri = None
+
+
+@pytest.fixture(autouse=True)
+def _reset_mlflow_uris() -> Iterator[None]:
+    """Undo ``mlflow.set_tracking_uri``/``set_registry_uri`` made by code under test.
+
+    ``rakuten-train`` run in-process points MLflow's process-wide URIs (and, through MLflow,
+    the ``MLFLOW_*_URI`` environment variables) at the store it used, for example a server
+    that is stopped once its test ends; a later test would otherwise talk to that dead server.
+    They are reset before each test too, since a wider-scoped fixture may have trained since.
+    """
+    _restore_mlflow_uris()
+    yield
+    _restore_mlflow_uris()
