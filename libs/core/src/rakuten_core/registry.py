@@ -73,9 +73,30 @@ def resolve_bundle(
     target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="rakuten-bundle-"))
     target.mkdir(parents=True, exist_ok=True)
     try:
+        source = _version_source(ref, tracking_uri) if tracking_uri is not None else ref
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=ref, dst_path=str(target), tracking_uri=tracking_uri
+            artifact_uri=source, dst_path=str(target), tracking_uri=tracking_uri
         )
     except Exception as exc:  # mlflow raises MlflowException, OSError, requests errors, ...
         raise ModelUnavailableError(f"could not download {ref}: {exc}") from exc
     return find_bundle_dir(local)
+
+
+def _version_source(ref: str, tracking_uri: str) -> str:
+    """Where a ``models:/`` version's files are, looked up in ``tracking_uri``'s registry.
+
+    MLflow resolves a ``models:/`` URI in its process-wide registry whatever tracking URI the
+    download is given, so the version is looked up here with an explicit client.
+    """
+    if not ref.startswith("models:/"):
+        return ref
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    name_ref = ref.removeprefix("models:/").strip("/")
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    if "@" in name_ref:
+        name, alias = name_ref.split("@", 1)
+        version = str(client.get_model_version_by_alias(name, alias).version)
+    else:
+        name, _, version = name_ref.rpartition("/")
+    return str(client.get_model_version_download_uri(name, version))
