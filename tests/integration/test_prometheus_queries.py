@@ -35,6 +35,7 @@ from tests.utils.drift_data import draw_features
 from tests.utils.monitor import run_monitor, write_bundle_json
 from tests.utils.monitoring import (
     ALERTMANAGER_YML,
+    MONITOR_METRICS,
     RATE_INTERVAL,
     Query,
     alert_queries,
@@ -68,16 +69,6 @@ __all__ = ["serve_bundle_dir"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-MONITOR_METRICS = {
-    "rakuten_drift_score",
-    "rakuten_drift_threshold",
-    "rakuten_drift_window_predictions",
-    "rakuten_live_accuracy",
-    "rakuten_live_weighted_f1",
-    "rakuten_live_feedback_window",
-    "rakuten_monitor_last_success_timestamp_seconds",
-    "rakuten_monitor_runs_total",
-}
 MONITOR_ONLY = {
     "dashboard rakuten-quality: Drift score per feature [A]",
     "dashboard rakuten-quality: Drift score per feature [B]",

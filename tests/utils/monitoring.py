@@ -27,6 +27,17 @@ PROVIDERS_DIR = MONITORING / "grafana" / "provisioning" / "dashboards"
 
 # Grafana's interval variable, replaced by a concrete window to run a panel's query directly.
 RATE_INTERVAL = "$__rate_interval"
+# What rakuten-monitor exports (the shared contract, docs/monitoring.md).
+MONITOR_METRICS = {
+    "rakuten_drift_score",
+    "rakuten_drift_threshold",
+    "rakuten_drift_window_predictions",
+    "rakuten_live_accuracy",
+    "rakuten_live_weighted_f1",
+    "rakuten_live_feedback_window",
+    "rakuten_monitor_last_success_timestamp_seconds",
+    "rakuten_monitor_runs_total",
+}
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _KEYWORDS = {

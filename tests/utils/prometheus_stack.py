@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import yaml
 
 from tests.utils.monitoring import PROMETHEUS_YML, RULES_DIR, load_yaml, scrape_jobs
 from tests.utils.postgres import free_port
+from tests.utils.processes import stop_process, wait_http_ok
 
 
 def _binary(*names: str) -> str:
@@ -41,26 +41,10 @@ class Daemon:
         self._wait(ready_path)
 
     def _wait(self, path: str, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + path, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"not ready after {timeout_s}s: {self.log_path.read_text()[-3000:]}")
+        wait_http_ok(self.process, self.url + path, log_path=self.log_path, timeout_s=timeout_s)
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self._log.close()
 
 

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from PIL import Image
 
 from rakuten_serve.db.engine import build_engine, session_factory
@@ -21,6 +20,7 @@ from rakuten_serve.settings import ServeSettings
 from rakuten_serve.users import create_user
 from tests.utils.paths import REPO_ROOT
 from tests.utils.postgres import free_port
+from tests.utils.processes import stop_process, wait_http_ok
 
 TEST_SECRET = "test-only-jwt-secret-0123456789abcdef-0123456789"
 PASSWORD = "correct horse battery staple"
@@ -124,26 +124,12 @@ class ServeProcess:
 
     def wait_ready(self, timeout_s: float = 180.0) -> float:
         """Seconds from process start to the first 200 from /health/ready."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.base_url}/health/ready", timeout=2).status_code == 200:
-                    return time.monotonic() - self.started
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"not ready after {timeout_s}s: {self.log_path.read_text()[-3000:]}")
+        ready = f"{self.base_url}/health/ready"
+        wait_http_ok(self.process, ready, log_path=self.log_path, timeout_s=timeout_s)
+        return time.monotonic() - self.started
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self._log.close()
 
 

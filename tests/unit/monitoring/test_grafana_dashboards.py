@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rakuten_serve.telemetry import PrometheusTelemetry
 from tests.utils.monitoring import (
     DATASOURCES_DIR,
+    MONITOR_METRICS,
     PROMETHEUS_YML,
     PROVIDERS_DIR,
     RATE_INTERVAL,
@@ -26,16 +27,6 @@ from tests.utils.monitoring import (
 )
 
 # The metrics other services export, from the shared contract (docs/monitoring.md).
-MONITOR_METRICS = {
-    "rakuten_drift_score",
-    "rakuten_drift_threshold",
-    "rakuten_drift_window_predictions",
-    "rakuten_live_accuracy",
-    "rakuten_live_weighted_f1",
-    "rakuten_live_feedback_window",
-    "rakuten_monitor_last_success_timestamp_seconds",
-    "rakuten_monitor_runs_total",
-}
 PUSHED_METRICS = {
     "rakuten_job_duration_seconds",
     "rakuten_job_rows",
