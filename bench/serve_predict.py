@@ -1,40 +1,54 @@
-"""``/predict`` throughput and latency: micro-batched server vs unbatched server vs in-process.
+"""``/predict`` measured on the server: batched vs unbatched vs the in-process limit, side by side.
 
-For each server mode (micro-batching on, then off) a real ``rakuten-serve run`` (uvicorn, one
-worker) starts on 127.0.0.1 with a fresh SQLite database, a user and a raised rate limit; a
-client in *another process* (httpx async) sends real multipart requests (real 500x500 Rakuten
-JPEGs from ``../shared/data/rakuten/images/train`` + real designations/descriptions) at
-concurrency 1, 8 and 32, and reports requests/s and p50/p95/p99 latency. The in-process limit
-runs the same preprocessing (``prepare_input``: text cleaning + JPEG decoding) and batched
-model calls (batch = the server's max batch size) with no HTTP. Also reported: cold start (process
-start -> first 200 on ``/health/ready``) and resident memory per worker.
+Two real ``rakuten-serve run`` servers (one uvicorn worker each, fresh SQLite database, rate
+limit off, default batching settings) start one after the other on 127.0.0.1: micro-batching
+on, then off; each start is a cold-start figure (process start -> first 200 on
+``/health/ready``). The load comes from ``wrk``, a native load generator, so the client leaves
+the CPU to the server (its own CPU is printed); a Lua script cycles through multipart bodies
+built from real rows and real 500x500 JPEGs (``../shared/data/rakuten``, else the offline
+sample). For each concurrency, the batched server, the unbatched server and the in-process
+limit (this process: the same ``prepare_input`` on a 2-thread pool like the server's decode
+pool, then ``predict_batch`` on batches of min(concurrency, max batch) products, no HTTP) run
+back to back, so the machine's load drifts over all three alike. Printed per row: req/s,
+latency p50/p95/p99, errors (non-2xx answers, socket errors), server CPU per request, the wrk
+process's CPU, the load average. Then the issue's targets as ratios, and resident memory per
+worker (also with ``--workers`` processes). Prints figures; asserts nothing.
 
-Prints tables; asserts nothing.
-
-    uv run --frozen python bench/serve_predict.py    # builds a production-shaped bundle
-    uv run --frozen python bench/serve_predict.py --model models/current
+    uv run --frozen python bench/serve_predict.py                       # full run (~5 min)
+    uv run --frozen python bench/serve_predict.py --duration 5 --concurrency 8,32 --workers 1
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import csv
-import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Annotated, Any
+
+import typer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "rakuten"
-sys.path.insert(0, str(ROOT))  # tests.utils helpers (bundle building, free port)
+sys.path.insert(0, str(ROOT))  # tests.utils: shared with the tests (server, wrk, products)
 
-USER, PASSWORD = "bench", "bench-password-1234"
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+HELP = """Measure /predict on real servers: batched vs unbatched vs the in-process limit.
+
+Starts a batched and an unbatched `rakuten-serve run` (1 worker each; cold start printed),
+loads them with wrk (native; real rows + 500x500 JPEGs, multipart, bearer token) at each
+concurrency, back to back with the in-process limit, and prints req/s, p50/p95/p99, errors,
+server CPU/request, wrk's own CPU, the load average, the issue #13 target ratios and RSS per
+worker. Asserts nothing. Full run about 5 minutes on 2 cores; a quick one (about 2 minutes):
+
+\b
+  uv run --frozen python bench/serve_predict.py --duration 5 --concurrency 8,32 --workers 1
+"""
+
 # The production architecture (rakuten_train defaults), trained one epoch on the small sample:
 # the weights are not good, but the cost of a model call is the real one.
 PRODUCTION_SHAPED = {
@@ -54,387 +68,251 @@ PRODUCTION_SHAPED = {
     "image.filters": [16, 32, 64],
     "image.units": 64,
 }
+MODES = ("batched", "unbatched")
 
 
-def load_requests(limit: int = 200) -> list[tuple[str, str, bytes]]:
-    """(designation, description, jpeg bytes) from real rows and real images."""
-    with (SHARED / "raw_sample" / "X_train.csv").open(encoding="utf-8", newline="") as handle:
-        rows = [(r["designation"], r["description"]) for r in csv.DictReader(handle)]
-    images = [p.read_bytes() for p in sorted((SHARED / "images" / "train").glob("*.jpg"))]
-    return [
-        (rows[i % len(rows)][0], rows[i % len(rows)][1], images[i % len(images)])
-        for i in range(limit)
-    ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
-# ---------------------------------------------------------------- client (separate process)
-async def _client(
-    url: str, token: str, concurrency: int, total: int, warmup: int
-) -> dict[str, float]:
-    import httpx  # noqa: PLC0415
-
-    payloads = load_requests()
-    headers = {"Authorization": f"Bearer {token}"}
-    latencies: list[float] = []
-    errors: dict[int, int] = {}
-    counter = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
-
-        async def worker(record: bool, quota: int) -> None:
-            nonlocal counter
-            while counter < quota:
-                i = counter
-                counter += 1
-                designation, description, image = payloads[i % len(payloads)]
-                started = time.perf_counter()
-                response = await client.post(
-                    "/predict",
-                    headers=headers,
-                    data={"designation": designation, "description": description},
-                    files={"image": ("p.jpg", image, "image/jpeg")},
-                )
-                if record:
-                    if response.status_code == 200:
-                        latencies.append(time.perf_counter() - started)
-                    else:
-                        errors[response.status_code] = errors.get(response.status_code, 0) + 1
-
-        await asyncio.gather(*(worker(False, warmup) for _ in range(concurrency)))
-        counter = 0
-        cpu = time.process_time()
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(True, total) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        cpu = time.process_time() - cpu
-    return {
-        "client_cpu_ms": cpu / max(1, len(latencies)) * 1000,
-        "rps": len(latencies) / elapsed,
-        "p50": percentile(latencies, 50) * 1000,
-        "p95": percentile(latencies, 95) * 1000,
-        "p99": percentile(latencies, 99) * 1000,
-        "errors": sum(errors.values()),
-    }
-
-
-def client_main(args: argparse.Namespace) -> None:
-    result = asyncio.run(
-        _client(args.url, args.token, args.concurrency, args.requests, args.warmup)
-    )
-    print(json.dumps(result))
-
-
-# ---------------------------------------------------------------- server handling
-def rss_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of ``pid`` in MiB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024
-    return fields["VmRSS"], fields["VmHWM"]
-
-
-def children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
-class Server:
-    def __init__(self, env: dict[str, str], port: int, workers: int, log: Path) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log.open("wb")
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rakuten_serve",
-                "run",
-                "--no-migrate",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+def ensure_wrk(install: bool) -> None:
+    """wrk from Debian (``apt-get install wrk``) when missing, or a clear exit."""
+    if shutil.which("wrk"):
+        return
+    if install and shutil.which("apt-get") and os.geteuid() == 0:
+        print("wrk missing: apt-get install -y wrk", flush=True)
+        for command in (["apt-get", "update"], ["apt-get", "install", "-y", "wrk"]):
+            subprocess.run(command, check=False, capture_output=True, timeout=600)
+    if not shutil.which("wrk"):
+        print(
+            "error: this benchmark needs wrk (a native HTTP load generator): "
+            "`sudo apt-get install wrk` or `make system-deps`",
+            file=sys.stderr,
         )
-
-    def wait_ready(self, timeout: float = 300) -> float:
-        import httpx  # noqa: PLC0415
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("server exited; see its log")
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
-                    return time.monotonic() - self.started
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("server not ready")
-
-    def worker_pids(self) -> list[int]:
-        # uvicorn with one worker serves in the main process; with N it spawns N children
-        # (plus a multiprocessing resource tracker, which is small and skipped here).
-        workers = [p for p in children(self.process.pid) if rss_mb(p)[0] > 100]
-        return workers or [self.process.pid]
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the server process and its workers so far."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0.0
-        for pid in [self.process.pid, *children(self.process.pid)]:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-        return total
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
+        raise typer.Exit(1)
 
 
-def base_env(work: Path, model: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAKUTEN_")}
-    env.update(
-        RAKUTEN_ENVIRONMENT="test",
-        RAKUTEN_JWT_SECRET="bench-only-secret-0123456789abcdef0123456789",
-        RAKUTEN_DATABASE_URL=f"sqlite:///{work / 'serve.db'}",
-        RAKUTEN_RECORD_SPOOL_DIR=str(work / "spool"),
-        RAKUTEN_LOG_DIR=str(work / "logs"),
-        RAKUTEN_LOG_LEVEL="WARNING",
-        RAKUTEN_MODEL_PATH=str(model),
-        RAKUTEN_PREDICT_RATE_LIMIT="1000000/minute",
-        RAKUTEN_TOKEN_RATE_LIMIT="1000/minute",
-        RAKUTEN_BATCH_MAX_SIZE="32",
-        RAKUTEN_BATCH_MAX_WAIT_MS="5",
-        RAKUTEN_BATCH_QUEUE_SIZE="1024",
-        TF_CPP_MIN_LOG_LEVEL="2",
-    )
-    return env
-
-
-def run_client(server: Server, token: str, concurrency: int, requests: int) -> dict[str, float]:
-    url = server.url
-    warmup = max(2 * concurrency, 10)
-    cpu = server.cpu_seconds()
-    out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "client",
-            "--url",
-            url,
-            "--token",
-            token,
-            "--concurrency",
-            str(concurrency),
-            "--requests",
-            str(requests),
-            "--warmup",
-            str(max(2 * concurrency, 10)),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=900,
-    )
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    result["server_cpu_ms"] = (server.cpu_seconds() - cpu) / (requests + warmup) * 1000
-    return result
-
-
-def in_process(model: Path, requests: int, batch: int) -> dict[str, float]:
-    """The same preprocessing and batched model calls, no HTTP (one process)."""
-    from rakuten_serve.predictor import Predictor, load_model, prepare_input  # noqa: PLC0415
-    from rakuten_serve.settings import ServeSettings  # noqa: PLC0415
-
-    limits = ServeSettings(_env_file=None).image_limits  # type: ignore[call-arg]
-    predictor = Predictor(
-        load_model(str(model), cache_dir=Path(tempfile.gettempdir()), warm_up_batch=batch)
-    )
-    size = predictor.model.image_size
-    payloads = load_requests()
-
-    def run(n: int) -> float:
-        started = time.perf_counter()
-        for start in range(0, n, batch):
-            items = [
-                prepare_input(d, t, img, image_size=size, limits=limits)
-                for d, t, img in (
-                    payloads[i % len(payloads)] for i in range(start, min(n, start + batch))
-                )
-            ]
-            predictor.predict_batch(items)
-        return time.perf_counter() - started
-
-    run(batch * 2)  # warm-up
-    cpu = time.process_time()
-    elapsed = run(requests)
-    cpu = time.process_time() - cpu
-    one = [prepare_input(*payloads[i], image_size=size, limits=limits) for i in range(batch)]
-    started = time.perf_counter()
-    for _ in range(10):
-        predictor.predict_batch(one)
-    model_only = (time.perf_counter() - started) / 10
-    started = time.perf_counter()
-    for item in one:
-        predictor.predict_batch([item])
-    single = (time.perf_counter() - started) / batch
-    return {
-        "rps": requests / elapsed,
-        "cpu_ms": cpu / requests * 1000,
-        "model_ms_batch": model_only * 1000,
-        "model_ms_single": single * 1000,
-    }
-
-
-def ensure_model(arg: str | None, work: Path) -> Path:
-    if arg:
-        return Path(arg)
-    default = ROOT / "models" / "current"
-    if (default / "bundle.json").is_file():
-        return default
+def _model(model: Path | None, work: Path) -> Path:
+    if model is not None:
+        return model
+    if (ROOT / "models" / "current" / "bundle.json").is_file():
+        return ROOT / "models" / "current"
     from tests.utils.bundles import build_small_bundle  # noqa: PLC0415
 
     print("building a production-shaped bundle (1 epoch on the generated sample)...", flush=True)
     return build_small_bundle(work / "bundle-build", overrides=PRODUCTION_SHAPED)
 
 
-def main(args: argparse.Namespace) -> None:
-    import httpx  # noqa: PLC0415
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
-    from tests.utils.postgres import free_port  # noqa: PLC0415
 
-    work = Path(tempfile.mkdtemp(prefix="rakuten-bench-serve-"))
-    model = ensure_model(args.model, work)
-    print(f"model: {model}")
-    levels = [int(c) for c in args.concurrency.split(",")]
-    results: dict[str, dict[int, dict[str, float]]] = {}
-    starts: list[tuple[str, int, float, list[tuple[float, float]]]] = []
-    for mode in ("batched", "unbatched"):
-        env = base_env(work / mode, model) | {
-            "RAKUTEN_BATCH_ENABLED": str(mode == "batched").lower()
-        }
-        (work / mode).mkdir(parents=True, exist_ok=True)
-        cli = [sys.executable, "-m", "rakuten_serve"]
-        subprocess.run([*cli, "db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
-        subprocess.run(
-            [*cli, "users", "create", USER, "--password-stdin"],
-            input=PASSWORD + "\n",
-            text=True,
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
+class InProcess:
+    """The same preprocessing and batched model calls as the server, no HTTP."""
+
+    def __init__(self, model: Path, products: list[Any], max_batch: int) -> None:
+        from rakuten_serve.predictor import Predictor, load_model  # noqa: PLC0415
+        from rakuten_serve.settings import ServeSettings  # noqa: PLC0415
+
+        self.limits = ServeSettings(_env_file=None).image_limits  # type: ignore[call-arg]
+        loaded = load_model(str(model), cache_dir=Path(tempfile.gettempdir()))
+        self.predictor = Predictor(loaded)
+        self.size = loaded.image_size
+        self.products = products
+        self.max_batch = max_batch
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
+
+    def _prepare(self, i: int) -> Any:
+        from rakuten_serve.predictor import prepare_input  # noqa: PLC0415
+
+        p = self.products[i % len(self.products)]
+        return prepare_input(
+            p.designation, p.description, p.image, image_size=self.size, limits=self.limits
         )
-        server = Server(env, free_port(), 1, work / mode / "server.out")
+
+    def measure(self, concurrency: int, duration_s: float) -> dict[str, float]:
+        batch = min(concurrency, self.max_batch)
+        done, times, i = 0, [], 0
+        self.predictor.predict_batch(list(self.pool.map(self._prepare, range(batch))))
+        cpu, started = time.process_time(), time.perf_counter()
+        while time.perf_counter() - started < duration_s:
+            t0 = time.perf_counter()
+            items = list(self.pool.map(self._prepare, range(i, i + batch)))
+            self.predictor.predict_batch(items)
+            times.append((time.perf_counter() - t0) * 1000)
+            i, done = i + batch, done + batch
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        times.sort()
+        pick = lambda q: times[min(len(times) - 1, int(q * len(times)))]  # noqa: E731
+        return {
+            "rps": done / elapsed,
+            "p50": pick(0.50),
+            "p95": pick(0.95),
+            "p99": pick(0.99),
+            "cpu_ms": cpu / done * 1000,
+        }
+
+
+def _start(mode: str, base_env: dict[str, str], workers: int, work: Path) -> tuple[Any, float]:
+    from tests.utils.serve_app import ServeProcess  # noqa: PLC0415
+
+    env = base_env | {"RAKUTEN_BATCH_ENABLED": str(mode != "unbatched").lower()}
+    log = work / f"{mode}-{workers}.out"
+    server = ServeProcess(env, workers=workers, log_path=log, args=["--no-migrate"])
+    try:
+        cold = server.wait_ready(timeout_s=600)
+        server.wait_workers(timeout_s=600)
+    except BaseException:
+        server.close()
+        raise
+    return server, cold
+
+
+def _row(name: str, c: int, r: dict[str, float]) -> str:
+    cells = [name, str(c), f"{r['rps']:.1f}", f"{r['p50']:.1f}", f"{r['p95']:.1f}"]
+    cells += [f"{r['p99']:.1f}", f"{r['p99'] / max(r['p50'], 1e-9):.1f}"]
+    cells += [r.get("errors", "-"), f"{r['cpu_ms']:.1f}", r.get("client", "-"), _load()]
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+@app.command(help=HELP)
+def main(
+    model: Annotated[
+        Path | None, typer.Option(help="Bundle dir (default: models/current, else build one).")
+    ] = None,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds per measurement.")] = 15,
+    concurrency: Annotated[
+        str, typer.Option(help="Comma-separated concurrency levels (wrk connections).")
+    ] = "1,8,32,64",
+    workers: Annotated[
+        int, typer.Option(min=1, help="Also start a batched server with N workers: RSS.")
+    ] = 2,
+    install_wrk: Annotated[bool, typer.Option(help="apt-get install wrk if missing.")] = True,
+    baseline_src: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also run a batched server with this PYTHONPATH (before/after in one run), "
+            "e.g. from `git archive <commit> services/serve/src | tar -x -C /tmp/old`: "
+            "/tmp/old/services/serve/src:/tmp/old/libs/core/src."
+        ),
+    ] = None,
+) -> None:
+    from rakuten_serve.settings import ServeSettings  # noqa: PLC0415
+    from tests.utils.proc_stats import rss_mib  # noqa: PLC0415
+    from tests.utils.products import real_products  # noqa: PLC0415
+    from tests.utils.serve_app import (  # noqa: PLC0415
+        PASSWORD,
+        get_token,
+        migrate_and_add_users,
+        serve_settings,
+        settings_env,
+    )
+    from tests.utils.wrk import run_wrk, write_script  # noqa: PLC0415
+
+    ensure_wrk(install_wrk)
+    levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    work = Path(tempfile.mkdtemp(prefix="rakuten-bench-serve-"))
+    bundle = _model(model, work)
+    products, source = real_products(64)
+    defaults = ServeSettings(_env_file=None)  # type: ignore[call-arg]
+    settings = serve_settings(
+        work,
+        model_path=str(bundle),
+        rate_limit_enabled=False,
+        batch_max_size=defaults.batch_max_size,
+        user_cache_seconds=defaults.user_cache_seconds,
+    )
+    migrate_and_add_users(settings, {"bench": ["predict"]})
+    env = settings_env(settings, RAKUTEN_RATE_LIMIT_ENABLED="false", RAKUTEN_LOG_LEVEL="WARNING")
+    print(f"model {bundle}; inputs: {source}")
+    print(
+        f"batching: max size {settings.batch_max_size}, max wait {settings.batch_max_wait_ms} ms;"
+        f" {os.cpu_count()} cores; load average (1/5/15 min) at start {_load()}",
+        flush=True,
+    )
+    servers: dict[str, Any] = {}
+    colds: list[tuple[str, int, float, list[tuple[float, float]]]] = []
+    try:
+        modes = [*MODES, "baseline"] if baseline_src else list(MODES)
+        for mode in modes:
+            mode_env = env | ({"PYTHONPATH": str(baseline_src)} if mode == "baseline" else {})
+            servers[mode], cold = _start(mode, mode_env, 1, work)
+            print(f"{mode} server ready: cold start {cold:.1f} s (load {_load()})", flush=True)
+            colds.append((mode, 1, cold, []))
+        scripts = {}
+        import httpx  # noqa: PLC0415
+
+        for mode, server in servers.items():
+            with httpx.Client(base_url=server.base_url, timeout=60) as client:
+                token = get_token(client, "bench", PASSWORD)
+            scripts[mode] = write_script(token, work, products)
+            run_wrk(
+                server.base_url,
+                token,
+                connections=8,
+                duration_s=3,
+                workdir=work,
+                script=scripts[mode],
+            )  # warm-up: connections, allocator, caches
+        local = InProcess(bundle, products, settings.batch_max_size)
+
+        head = "| mode | conc. | req/s | p50 ms | p95 ms | p99 ms | p99/p50 | errors (non-2xx/"
+        print(f"\n{head}socket) | server CPU ms/req | wrk CPU ms/req | load 1/5/15 |")
+        print("|" + "---|" * 11)
+        results: dict[tuple[str, int], dict[str, Any]] = {}
+        for c in levels:
+            for mode, server in servers.items():
+                cpu = server.cpu_seconds()
+                w = run_wrk(
+                    server.base_url,
+                    "",
+                    connections=c,
+                    duration_s=duration,
+                    workdir=work,
+                    script=scripts[mode],
+                )
+                n = max(w.requests, 1)
+                r = {
+                    "rps": w.rps,
+                    "p50": w.p50_ms,
+                    "p95": w.p95_ms,
+                    "p99": w.p99_ms,
+                    "errors": f"{w.non_2xx}/{w.transport_errors}",
+                    "cpu_ms": (server.cpu_seconds() - cpu) / n * 1000,
+                    "client": f"{w.client_cpu_s / n * 1000:.2f}",
+                }
+                results[(mode, c)] = r
+                print(_row(f"{mode} server", c, r), flush=True)
+            results[("local", c)] = local.measure(c, duration)
+            print(_row("in-process limit", c, results[("local", c)]), flush=True)
+
+        for mode, server in servers.items():
+            colds[modes.index(mode)][3].extend(rss_mib(p) for p in server.worker_pids())
+    finally:
+        for server in servers.values():
+            server.close()
+    if workers > 1:
+        server, cold = _start("batched", env, workers, work)
         try:
-            cold = server.wait_ready()
-            token = httpx.post(
-                f"{server.url}/token", data={"username": USER, "password": PASSWORD}
-            ).json()["access_token"]
-            results[mode] = {}
-            for c in levels:
-                n = args.requests * max(1, c // 8) if c > 1 else args.requests // 2
-                results[mode][c] = run_client(server, token, c, n)
-                print(f"  {mode:9s} c={c:<3d} {results[mode][c]['rps']:7.1f} req/s", flush=True)
-            starts.append((mode, 1, cold, [rss_mb(p) for p in server.worker_pids()]))
+            colds.append(("batched", workers, cold, [rss_mib(p) for p in server.worker_pids()]))
         finally:
             server.close()
-    if args.workers > 1:
-        env = base_env(work / "batched", model) | {"RAKUTEN_BATCH_ENABLED": "true"}
-        server = Server(env, free_port(), args.workers, work / "multi.out")
-        try:
-            cold = server.wait_ready()
-            time.sleep(3)  # both workers finish their warm-up
-            starts.append(
-                ("batched", args.workers, cold, [rss_mb(p) for p in server.worker_pids()])
-            )
-        finally:
-            server.close()
-    local = in_process(model, args.requests * 2, 32)
 
     print(
-        "\n/predict, multipart JPEG (500x500) + text, one uvicorn worker, client in another process"
+        "\nin-process limit: prepare_input on a 2-thread pool + predict_batch on batches of "
+        f"min(conc., {settings.batch_max_size}), in this process; its latency is per batch"
     )
-    head = ["mode", "conc.", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
-    head += ["server CPU ms/req", "client CPU ms/req"]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for mode in ("batched", "unbatched"):
-        for c in levels:
-            r = results[mode][c]
-            cells = [f"{mode} server", str(c), f"{r['rps']:.1f}", f"{r['p50']:.1f}"]
-            cells += [f"{r['p95']:.1f}", f"{r['p99']:.1f}", str(int(r["errors"]))]
-            cells += [f"{r['server_cpu_ms']:.1f}", f"{r['client_cpu_ms']:.1f}"]
-            print("| " + " | ".join(cells) + " |")
-    cells = [
-        "in-process limit",
-        "-",
-        f"{local['rps']:.1f}",
-        "",
-        "",
-        "",
-        "",
-        f"{local['cpu_ms']:.1f}",
-    ]
-    print("| " + " | ".join([*cells, ""]) + " |")
-    print("in-process: the same prepare_input + predict_batch, batches of 32, no HTTP")
-    top = max(levels)
-    b, u = results["batched"][top]["rps"], results["unbatched"][top]["rps"]
-    share = b / local["rps"]
-    print(f"\nat concurrency {top}: batched = {share:.0%} of in-process, {b / u:.2f}x unbatched")
-    print(
-        f"model call: {local['model_ms_single']:.1f} ms for 1 product, "
-        f"{local['model_ms_batch']:.1f} ms for 32"
-    )
-    load = os.getloadavg()[0]
-    print(f"load average at the end: {load:.1f} on {os.cpu_count()} cores (shared machine)")
-    print("\ncold start (process start -> /health/ready 200) and resident memory per worker")
-    for mode, workers, cold, mems in starts:
+    key = 32 if 32 in levels else max(levels)
+    b, u, lim = results[("batched", key)], results[("unbatched", key)], results[("local", key)]
+    print(f"\ntargets at concurrency {key} (load {_load()}):")
+    print(f"  batched server / in-process limit: {b['rps'] / lim['rps']:.2f} (target >= 0.80)")
+    print(f"  batched / unbatched server:        {b['rps'] / u['rps']:.2f}x (target >= 3x)")
+    print(f"  batched p99 / p50:                 {b['p99'] / b['p50']:.2f} (target <= 2.5)")
+    if baseline_src:
+        o = results[("baseline", key)]
+        print(f"  baseline batched p99 / p50:        {o['p99'] / o['p50']:.2f} ({baseline_src})")
+    print("\ncold start (process start -> /health/ready 200) and resident memory per worker:")
+    for mode, n_workers, cold, mems in colds:
         mem = ", ".join(f"{rss:.0f} MiB (peak {hwm:.0f})" for rss, hwm in mems)
-        print(f"  {mode:<10} workers={workers}: {cold:5.1f} s; RSS {mem}")
+        print(f"  {mode:<9} workers={n_workers}: {cold:5.1f} s (target < 8 s with 1); RSS {mem}")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    sub = parser.add_subparsers(dest="command")
-    client = sub.add_parser("client")
-    client.add_argument("--url", required=True)
-    client.add_argument("--token", required=True)
-    client.add_argument("--concurrency", type=int, required=True)
-    client.add_argument("--requests", type=int, required=True)
-    client.add_argument("--warmup", type=int, default=10)
-    parser.add_argument(
-        "--model", help="bundle directory (default: models/current, else build one)"
-    )
-    parser.add_argument(
-        "--requests", type=int, default=200, help="requests per level (x c/8 above 8)"
-    )
-    parser.add_argument("--concurrency", default="1,8,32")
-    parser.add_argument(
-        "--workers", type=int, default=2, help="also measure cold start/RSS with N workers"
-    )
-    parsed = parser.parse_args()
-    if parsed.command == "client":
-        client_main(parsed)
-    else:
-        main(parsed)
+    app()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -37,7 +38,11 @@ from tests.utils.serve_app import (
 )
 from tests.utils.wrk import WrkResult, run_wrk
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk missing: make system-deps"),
+]
 logger = logging.getLogger(__name__)
 WORKERS = 2
 
@@ -87,16 +92,8 @@ class Platform:
 
     def workers(self) -> list[psutil.Process]:
         """Live uvicorn worker processes (a killed one not yet reaped is a zombie: skipped)."""
-        found = []
-        for child in psutil.Process(self.server.process.pid).children(recursive=True):
-            try:
-                if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(
-                    child.cmdline()
-                ):
-                    found.append(child)
-            except psutil.Error:
-                continue
-        return found
+        pids = self.server.worker_pids()
+        return [psutil.Process(pid) for pid in pids if pid != self.server.process.pid]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from rakuten_serve.settings import ServeSettings
 from rakuten_serve.users import create_user
 from tests.utils.paths import REPO_ROOT
 from tests.utils.postgres import free_port
+from tests.utils.proc_stats import tree_cpu_seconds, worker_pids
 from tests.utils.processes import stop_process, wait_http_ok
 
 TEST_SECRET = "test-only-jwt-secret-0123456789abcdef-0123456789"
@@ -94,7 +95,15 @@ def bearer(token: str) -> dict[str, str]:
 class ServeProcess:
     """``rakuten-serve run`` in a subprocess on a free loopback port, with its own env."""
 
-    def __init__(self, env: Mapping[str, str], *, workers: int = 1, log_path: Path) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        *,
+        workers: int = 1,
+        log_path: Path,
+        args: Sequence[str] = (),
+    ) -> None:
+        self.workers = workers
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("RAKUTEN_")}
@@ -115,6 +124,7 @@ class ServeProcess:
                 str(self.port),
                 "--workers",
                 str(workers),
+                *args,
             ],
             cwd=REPO_ROOT,
             env=full_env,
@@ -127,6 +137,25 @@ class ServeProcess:
         ready = f"{self.base_url}/health/ready"
         wait_http_ok(self.process, ready, log_path=self.log_path, timeout_s=timeout_s)
         return time.monotonic() - self.started
+
+    def wait_workers(self, timeout_s: float = 300.0, settle_s: float = 5.0) -> None:
+        """Ready, with every worker process up (each loads and warms up its own model: the
+        first ready answer comes from one of them), then ``settle_s`` for the last warm-up."""
+        self.wait_ready(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while self.workers > 1 and len(self.worker_pids()) < self.workers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {self.workers} workers: {self.worker_pids()}")
+            time.sleep(0.2)
+        if self.workers > 1:
+            time.sleep(settle_s)
+
+    def worker_pids(self) -> list[int]:
+        return worker_pids(self.process.pid)
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by the server and its workers."""
+        return tree_cpu_seconds(self.process.pid)
 
     def close(self) -> None:
         stop_process(self.process)
