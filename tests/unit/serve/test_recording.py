@@ -168,14 +168,23 @@ def test_spool_left_by_a_dead_process_is_replayed_once(
         "top_k": [{"prdtypecode": 10, "probability": 0.9}],
         "latency_ms": 12.5,
     }
+    # A record of this version has the drift feature columns too: both kinds in one spool.
+    current = record | {
+        "request_id": "crashed-0002",
+        "text_length": 5,
+        "has_description": False,
+        "has_image": False,
+        "image_brightness": None,
+    }
     # pid 999999999 cannot exist: the file belongs to a dead process; the line is written twice
     (spool / "predictions-999999999-deadbeef.jsonl").write_text(
-        json.dumps(record) + "\n" + json.dumps(record) + "\n"
+        json.dumps(record) + "\n" + json.dumps(current) + "\n" + json.dumps(record) + "\n"
     )
     with TestClient(create_app(settings, shared_predictor)) as client:
         assert client.app.state.serve.recorder.wait_idle(15)  # type: ignore[attr-defined]
     rows = _rows(settings)
-    assert [r.request_id for r in rows] == ["crashed-0001"]
+    assert sorted(r.request_id for r in rows) == ["crashed-0001", "crashed-0002"]
+    assert {r.request_id: r.text_length for r in rows} == {"crashed-0001": None, "crashed-0002": 5}
     assert not list(spool.glob("*.jsonl"))
 
 

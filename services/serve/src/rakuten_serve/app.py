@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.staticfiles import StaticFiles
 
 from rakuten_core.errors import ModelUnavailableError
-from rakuten_serve import __version__
+from rakuten_serve import __version__, heap
 from rakuten_serve.batcher import DirectRunner, MicroBatcher, Runner
 from rakuten_serve.db.engine import build_engine, session_factory
 from rakuten_serve.db.recorder import PredictionRecorder
@@ -142,6 +142,7 @@ def create_app(
         _publish_model(state)
         state.recorder.start()
         await state.runner.start()
+        heap.freeze()  # after the model and the startup imports: see rakuten_serve.heap
         logger.info("rakuten-serve ready (batching=%s)", settings.batch_enabled)
         try:
             yield
@@ -150,6 +151,7 @@ def create_app(
             await run_in_threadpool(state.recorder.stop)
             state.decode_pool.shutdown(wait=False)
             engine.dispose()
+            heap.unfreeze()
 
     app = FastAPI(
         title="Rakuten product classification API",
