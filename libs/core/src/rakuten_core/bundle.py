@@ -132,7 +132,9 @@ def load_bundle(path: str | Path) -> Bundle:
     model_file = root / MODEL_FILE
     if not model_file.is_file():
         raise BundleError(f"{model_file} not found")
-    import keras  # noqa: PLC0415  (heavy; imported only when a model is really loaded)
+    from rakuten_core.keras_import import import_keras  # noqa: PLC0415
+
+    keras = import_keras()  # heavy: imported only when a model is really loaded
 
     from rakuten_core import layers  # noqa: F401,PLC0415  (registers custom layers)
 

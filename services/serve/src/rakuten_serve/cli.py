@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from rakuten_core.errors import ConfigurationError, InvalidInputError
 from rakuten_core.logs import configure_logging
 from rakuten_serve.db.engine import build_engine, session_factory
-from rakuten_serve.db.migrate import current_revision, upgrade
 from rakuten_serve.settings import ServeSettings, get_settings
 from rakuten_serve.users import SCOPES, create_user, list_users, set_disabled
 
@@ -76,6 +75,8 @@ def run(
             else secrets.token_urlsafe(48)
         )
     if migrate:
+        from rakuten_serve.db.migrate import upgrade  # noqa: PLC0415  (Alembic: ~1 s to import)
+
         try:
             upgrade(settings.database_url)
         except SQLAlchemyError as exc:
@@ -172,6 +173,8 @@ def users_list() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the Alembic migrations to RAKUTEN_DATABASE_URL."""
+    from rakuten_serve.db.migrate import current_revision, upgrade  # noqa: PLC0415
+
     settings = get_settings()
     try:
         upgrade(settings.database_url, revision)
@@ -183,4 +186,6 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Print the database's Alembic revision."""
+    from rakuten_serve.db.migrate import current_revision  # noqa: PLC0415
+
     typer.echo(current_revision(get_settings().database_url) or "(empty)")

@@ -1,0 +1,65 @@
+"""What startup leaves behind: the model traced for every batch size, the heap frozen.
+
+See ``rakuten_serve.heap`` and ``LoadedModel.warm_up``; the timings themselves are in
+``bench/serve_predict.py`` and docs/performance.md, never asserted here.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from rakuten_serve.app import create_app
+from rakuten_serve.predictor import Predictor, PreparedInput, load_model
+from rakuten_serve.settings import ServeSettings
+from tests.utils.serve_app import bearer, get_token
+from tests.utils.serve_fixtures import copy_bundle_as
+
+pytestmark = pytest.mark.slow
+
+
+def _tracing_count(predictor: Predictor) -> int:
+    count: int = predictor.model.bundle.model.predict_function.experimental_get_tracing_count()
+    return count
+
+
+def test_warm_up_traces_once_for_every_batch_size_up_to_the_max(serve_bundle_dir: Path) -> None:
+    predictor = Predictor(
+        load_model(str(serve_bundle_dir), cache_dir=Path("unused"), warm_up_batch=8)
+    )
+    traced = _tracing_count(predictor)
+    assert traced == 2  # batch of 1, then the batch dimension relaxed
+    size = predictor.model.image_size
+    image = np.full((size, size, 3), 128, dtype=np.uint8)
+    for n in (1, 2, 3, 5, 7, 8):
+        results = predictor.predict_batch(
+            [PreparedInput(f"lampe de bureau {i}", image if i % 2 else None) for i in range(n)]
+        )
+        assert len(results) == n
+    assert _tracing_count(predictor) == traced  # no request paid for a trace
+
+
+def test_heap_is_frozen_while_serving_and_released_after(
+    settings: ServeSettings, serve_bundle_dir: Path, tmp_path: Path
+) -> None:
+    gc.unfreeze()
+    predictor = Predictor(load_model(str(serve_bundle_dir), cache_dir=Path("unused")))
+    with TestClient(create_app(settings, predictor)) as client:
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000  # the model's and the libraries' objects
+        # a reload swaps models: the old one's cycles are collected, the new heap refrozen
+        v2 = copy_bundle_as(serve_bundle_dir, tmp_path / "v2", "v2-frozen")
+        root = bearer(get_token(client, "root"))
+        answer = client.post("/admin/reload", headers=root, json={"model": str(v2)})
+        assert answer.status_code == 200, answer.text
+        assert gc.get_freeze_count() > 10_000
+        answer = client.post(
+            "/predict", headers=bearer(get_token(client)), data={"designation": "Lampe"}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model_version"] == "v2-frozen"
+    assert gc.get_freeze_count() == 0  # handed back at shutdown
