@@ -149,7 +149,9 @@ class InProcess:
         }
 
 
-def _start(mode: str, base_env: dict[str, str], workers: int, work: Path) -> tuple[Any, float]:
+def _start(
+    mode: str, base_env: dict[str, str], workers: int, work: Path
+) -> tuple[Any, float, float]:
     from tests.utils.serve_app import ServeProcess  # noqa: PLC0415
 
     env = base_env | {"RAKUTEN_BATCH_ENABLED": str(mode != "unbatched").lower()}
@@ -157,11 +159,12 @@ def _start(mode: str, base_env: dict[str, str], workers: int, work: Path) -> tup
     server = ServeProcess(env, workers=workers, log_path=log, args=["--no-migrate"])
     try:
         cold = server.wait_ready(timeout_s=600)
+        cpu = server.cpu_seconds()  # steadier than wall seconds on a loaded machine
         server.wait_workers(timeout_s=600)
     except BaseException:
         server.close()
         raise
-    return server, cold
+    return server, cold, cpu
 
 
 def _row(name: str, c: int, r: dict[str, float]) -> str:
@@ -227,14 +230,17 @@ def main(
         flush=True,
     )
     servers: dict[str, Any] = {}
-    colds: list[tuple[str, int, float, list[tuple[float, float]]]] = []
+    colds: list[tuple[str, int, float, float, list[tuple[float, float]]]] = []
     try:
         modes = [*MODES, "baseline"] if baseline_src else list(MODES)
         for mode in modes:
             mode_env = env | ({"PYTHONPATH": str(baseline_src)} if mode == "baseline" else {})
-            servers[mode], cold = _start(mode, mode_env, 1, work)
-            print(f"{mode} server ready: cold start {cold:.1f} s (load {_load()})", flush=True)
-            colds.append((mode, 1, cold, []))
+            servers[mode], cold, cpu = _start(mode, mode_env, 1, work)
+            print(
+                f"{mode} server ready: cold start {cold:.1f} s, {cpu:.1f} CPU s (load {_load()})",
+                flush=True,
+            )
+            colds.append((mode, 1, cold, cpu, []))
         scripts = {}
         import httpx  # noqa: PLC0415
 
@@ -283,14 +289,15 @@ def main(
             print(_row("in-process limit", c, results[("local", c)]), flush=True)
 
         for mode, server in servers.items():
-            colds[modes.index(mode)][3].extend(rss_mib(p) for p in server.worker_pids())
+            colds[modes.index(mode)][4].extend(rss_mib(p) for p in server.worker_pids())
     finally:
         for server in servers.values():
             server.close()
     if workers > 1:
-        server, cold = _start("batched", env, workers, work)
+        server, cold, cpu = _start("batched", env, workers, work)
         try:
-            colds.append(("batched", workers, cold, [rss_mib(p) for p in server.worker_pids()]))
+            mems = [rss_mib(p) for p in server.worker_pids()]
+            colds.append(("batched", workers, cold, cpu, mems))
         finally:
             server.close()
 
@@ -308,9 +315,12 @@ def main(
         o = results[("baseline", key)]
         print(f"  baseline batched p99 / p50:        {o['p99'] / o['p50']:.2f} ({baseline_src})")
     print("\ncold start (process start -> /health/ready 200) and resident memory per worker:")
-    for mode, n_workers, cold, mems in colds:
+    for mode, n_workers, cold, cpu, mems in colds:
         mem = ", ".join(f"{rss:.0f} MiB (peak {hwm:.0f})" for rss, hwm in mems)
-        print(f"  {mode:<9} workers={n_workers}: {cold:5.1f} s (target < 8 s with 1); RSS {mem}")
+        print(
+            f"  {mode:<9} workers={n_workers}: {cold:5.1f} s, {cpu:5.1f} CPU s "
+            f"(target < 8 s with 1); RSS {mem}"
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 
