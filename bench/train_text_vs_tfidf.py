@@ -15,8 +15,9 @@ dropout off: without an image, a dropped text leaves nothing to learn from). The
 epochs is chosen by early stopping on a 10% validation slice of the training part, then a fresh
 model is trained on every training row for that many epochs (``--no-refit``: keep the
 early-stopped model, which has seen 10% fewer rows than the reference). Ours is trained once per
-model seed (``--seeds``, default 42 1 2: on 2,000 rows one seed moves weighted F1 by a point or
-two) and the mean is the figure to compare; the split and the reference do not depend on it.
+model seed (``--seed``, repeatable, default 42 1 2: on 2,000 rows one seed moves weighted F1 by
+a point or two) and the mean is the figure to compare; the split and the reference do not
+depend on it.
 
     uv run --frozen python bench/train_text_vs_tfidf.py --dataset text_fr
     uv run --frozen python bench/train_text_vs_tfidf.py --dataset text_fr --reference none \
