@@ -5,7 +5,7 @@ trains the bundle with ``params.yaml`` exactly as ``rakuten-train train`` does (
 prints the test-split figures of the one model fed with both inputs, text only (no image) and
 image only (empty text), plus the wall time of the training job.
 
-    uv run --frozen python bench/train_sample_modalities.py [--rows 2000]
+    uv run --frozen python bench/train_sample_modalities.py [--rows 2000] [--set text.key=value]
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--set", action="append", default=[], help="param override key=value")
     args = parser.parse_args()
+    import yaml
+
+    overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
 
     from rakuten_data.prepare import PrepareOptions, prepare
     from rakuten_data.sample import SampleSpec, write_sample
@@ -43,14 +47,17 @@ def main() -> None:
         result = train(
             data=processed,
             raw=raw,
-            params=load_params(ROOT / "params.yaml"),
+            params=load_params(ROOT / "params.yaml", overrides),
             bundle_out=Path(tmp) / "bundle",
             reports=Path(tmp) / "reports",
             track=False,
             verbose=0,
         )
         seconds = time.perf_counter() - start
-    print(f"sample {args.rows} rows, {result.epochs_run} epochs, training job {seconds:.0f}s")
+    print(
+        f"sample {args.rows} rows, overrides={overrides}, {result.epochs_run} epochs, "
+        f"training job {seconds:.0f}s, load average {os.getloadavg()[0]:.1f}"
+    )
     for modality, values in result.metrics["modalities"].items():
         print(
             f"{modality:12s} weighted_f1={values['weighted_f1']:.4f} "

@@ -47,6 +47,30 @@ def test_char_ngrams_read_at_most_max_chars() -> None:
     assert _strings(long)[0].split(" ") == [SPACE_MARK, "a", "b", "c", "d", "e", SPACE_MARK]
 
 
+def test_word_bounded_char_ngrams_are_scikit_learns_char_wb() -> None:
+    """``word_bounded`` gives exactly the n-grams of scikit-learn's ``char_wb`` analyzer."""
+    from collections import Counter
+
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    text = "Piscine gonflable 3 x 2 m, été À l'ombre"
+    ours = _strings(CharNgrams(2, 5, word_bounded=True)(tf.constant([[text]])))[0].split(" ")
+    normalised = _strings(TextNormalizer()(tf.constant([[text]])))[0]
+    analyzer = CountVectorizer(analyzer="char_wb", ngram_range=(2, 5)).build_analyzer()
+    expected = [gram.replace(" ", SPACE_MARK) for gram in analyzer(normalised)]
+    assert Counter(ours) == Counter(expected)
+    assert f"e{SPACE_MARK}g" not in ours  # no n-gram spans two words (the char analyzer's do)
+    assert _strings(CharNgrams(2, 3, word_bounded=True)(tf.constant([[""]]))) == [""]
+
+
+def test_word_bounded_setting_survives_the_config() -> None:
+    layer = CharNgrams(2, 4, max_chars=30, word_bounded=True)
+    clone = CharNgrams.from_config(layer.get_config())
+    sample = tf.constant([["Roman policier poche"]])
+    assert clone.word_bounded
+    assert _strings(clone(sample)) == _strings(layer(sample))
+
+
 def test_char_ngrams_refuse_bad_range() -> None:
     with pytest.raises(ValueError, match="min_n"):
         CharNgrams(4, 2)

@@ -37,6 +37,19 @@ def test_model_follows_the_input_contract_and_has_no_lambda() -> None:
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_char_wb_analyzer_builds_word_bounded_char_ngrams() -> None:
+    """``text.char_analyzer: char_wb`` reaches the layer; its vocabulary has no cross-word gram."""
+    params = load_params(None, {**SMALL_PARAMS, "text.char_analyzer": "char_wb"})
+    model = build_model(params, TEXTS, 27)
+    assert model.get_layer("char_ngrams").word_bounded
+    vocabulary = model.get_layer("char_counts").get_vocabulary()
+    assert "e\u2581h" not in vocabulary  # "hors sol" / "piscine hors" would give it across words
+    assert "\u2581hor" in vocabulary
+    default = build_model(load_params(None, SMALL_PARAMS), TEXTS, 27)
+    assert not default.get_layer("char_ngrams").word_bounded
+    assert "e\u2581h" in default.get_layer("char_counts").get_vocabulary()
+
+
 def test_missing_image_contributes_nothing_whatever_the_pixels() -> None:
     """has_image = 0 masks the image branch: the pixels then cannot change the answer."""
     params = load_params(None, SMALL_PARAMS)

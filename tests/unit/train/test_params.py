@@ -35,7 +35,8 @@ def test_dotted_overrides_apply_on_top_of_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "section",
     ["train: {epoch: 3}", "train: {text: {char_ngram_min: 6, char_ngram_max: 3}}",
-     "train: {class_weight: inverse}", "train: {image: {backbone: resnet}}"],
+     "train: {class_weight: inverse}", "train: {image: {backbone: resnet}}",
+     "train: {text: {char_analyzer: word}}"],
 )  # fmt: skip
 def test_typos_and_invalid_values_are_refused(tmp_path: Path, section: str) -> None:
     (tmp_path / "p.yaml").write_text(section + "\n")

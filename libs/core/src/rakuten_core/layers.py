@@ -62,10 +62,20 @@ class CharNgrams(keras.layers.Layer):  # type: ignore[misc]  # keras is untyped
     Spaces inside an n-gram are written :data:`SPACE_MARK`, the text is padded with one space
     at each end (word boundaries become visible), and only its first ``max_chars`` characters
     are used, which bounds the cost of very long descriptions.
+
+    ``word_bounded=True`` takes the n-grams inside each word padded with one space at each end
+    instead of across the whole text (scikit-learn's ``char_wb`` analyzer, where ``False`` is
+    its ``char``): no n-gram spans two words, so the same vocabulary size keeps more of the
+    n-grams that say something about a word. A word shorter than ``n`` gives no ``n``-gram.
     """
 
     def __init__(
-        self, min_n: int = 2, max_n: int = 5, max_chars: int = 1000, **kwargs: Any
+        self,
+        min_n: int = 2,
+        max_n: int = 5,
+        max_chars: int = 1000,
+        word_bounded: bool = False,
+        **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dtype", "string")
         super().__init__(**kwargs)
@@ -74,18 +84,30 @@ class CharNgrams(keras.layers.Layer):  # type: ignore[misc]  # keras is untyped
         self.min_n = int(min_n)
         self.max_n = int(max_n)
         self.max_chars = int(max_chars)
+        self.word_bounded = bool(word_bounded)
 
     def call(self, inputs: Any) -> Any:
         text = tf.convert_to_tensor(inputs, dtype=tf.string)
         shape = tf.shape(text)
         flat = tf.reshape(text, [-1])
         flat = tf.strings.substr(_normalise(flat), 0, self.max_chars, unit="UTF8_CHAR")
-        flat = tf.strings.regex_replace(tf.strings.join([" ", flat, " "]), " ", SPACE_MARK)
-        chars = tf.strings.unicode_split(flat, "UTF-8")
-        grams = [
-            tf.strings.ngrams(chars, ngram_width=n, separator="")
-            for n in range(self.min_n, self.max_n + 1)
-        ]
+        if self.word_bounded:
+            words = tf.strings.split(flat)  # (batch, words), ragged
+            words = tf.ragged.map_flat_values(
+                lambda w: tf.strings.join([SPACE_MARK, w, SPACE_MARK]), words
+            )
+            chars = tf.strings.unicode_split(words, "UTF-8")  # (batch, words, chars)
+            grams = [
+                tf.strings.ngrams(chars, ngram_width=n, separator="").merge_dims(1, 2)
+                for n in range(self.min_n, self.max_n + 1)
+            ]
+        else:
+            flat = tf.strings.regex_replace(tf.strings.join([" ", flat, " "]), " ", SPACE_MARK)
+            chars = tf.strings.unicode_split(flat, "UTF-8")
+            grams = [
+                tf.strings.ngrams(chars, ngram_width=n, separator="")
+                for n in range(self.min_n, self.max_n + 1)
+            ]
         joined = tf.strings.reduce_join(tf.concat(grams, axis=1), axis=1, separator=" ")
         return tf.reshape(joined, shape)
 
@@ -97,7 +119,12 @@ class CharNgrams(keras.layers.Layer):  # type: ignore[misc]  # keras is untyped
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()
-        config.update(min_n=self.min_n, max_n=self.max_n, max_chars=self.max_chars)
+        config.update(
+            min_n=self.min_n,
+            max_n=self.max_n,
+            max_chars=self.max_chars,
+            word_bounded=self.word_bounded,
+        )
         return config
 
 

@@ -109,7 +109,11 @@ def _text_branch(p: TextParams, text: Any, corpus: tf.Tensor) -> list[Any]:
         wide.append(_tfidf(words, normalized, corpus_norm, "word_tfidf"))
     if p.char_max_tokens:
         chargrams = CharNgrams(
-            p.char_ngram_min, p.char_ngram_max, p.char_max_chars, name="char_ngrams"
+            p.char_ngram_min,
+            p.char_ngram_max,
+            p.char_max_chars,
+            word_bounded=p.char_analyzer == "char_wb",
+            name="char_ngrams",
         )
         chars = keras.layers.TextVectorization(
             max_tokens=p.char_max_tokens, standardize=None, output_mode="count", name="char_counts"

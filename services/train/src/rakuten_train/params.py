@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ClassWeighting = Literal["none", "balanced", "sqrt_balanced"]
 Backbone = Literal["cnn", "mobilenet_v2", "efficientnet_b0"]
+CharAnalyzer = Literal["char", "char_wb"]
 
 
 class _Section(BaseModel):
@@ -40,6 +41,10 @@ class TextParams(_Section):
     word_ngrams: int = Field(default=2, ge=1, description="word n-grams 1..N of the wide part")
     word_max_tokens: int = Field(
         default=40_000, ge=0, description="0 disables the word TF-IDF input"
+    )
+    char_analyzer: CharAnalyzer = Field(
+        default="char",
+        description="char: n-grams across the text; char_wb: inside each word (scikit-learn's)",
     )
     char_ngram_min: int = Field(default=2, ge=1)
     char_ngram_max: int = Field(default=5, ge=1)
