@@ -1,23 +1,29 @@
-"""Batch prediction throughput: end to end (CSV + JPEG files -> predictions CSV) vs raw model.
+"""Batch prediction throughput against the sum-of-parts bound (decode + model, all cores busy).
 
-Builds a test set shaped like the official one (``--rows`` products, default 13,812) from the real
-challenge rows and real 500x500 JPEGs in ``../shared/data/rakuten`` (the real texts cycled, each
-product pointing at one of the ~200 real images through a symlink named after it), then measures:
+Builds, in a temp dir, a test set shaped like the official one (``--rows`` products, default
+13,812): the real challenge texts cycled, each product pointing at one of the ~200 real 500x500
+JPEGs of ``../shared/data/rakuten`` through a symlink named as in the challenge archive. Then:
 
-- **raw model**: ``Bundle.predict_proba`` on already-decoded, already-stacked batches (the upper
-  bound: no CSV, no text cleaning, no JPEG decoding);
-- **end to end**: the real ``rakuten-predict predict`` CLI in a subprocess, for several decode
-  thread counts; rows/s from its summary (model load excluded, everything else included) and the
-  process's peak RSS, also on a quarter of the rows to show memory does not grow with the file.
+1. **parts**, each alone on one thread, CPU time per row:
+   ``decode`` = everything a row costs before the model (CSV record, text cleaning, JPEG read +
+   decode + resize: ``rakuten_predict.engine.prepare_row``), measured with ``thread_time``;
+   ``model`` = stacking the batch (``model_inputs``) + ``Bundle.predict_proba``, measured with
+   ``process_time`` (TensorFlow's own threads included) after a warm-up call.
+2. **bound** = ``cores / (decode_cpu + model_cpu)`` rows/s: what the machine gives when every
+   core is busy with useful work and nothing else (no pipeline can beat it).
+3. **end to end**: the real ``rakuten-predict predict`` CLI in a child process; rows/s from its
+   summary (process start and model load excluded), its CPU per row and peak RSS, and rows/s
+   divided by the bound. With ``--baseline DIR`` (a source tree, e.g. ``git archive`` of an older
+   commit) the CLI of that tree runs too, alternated with the current one, for before/after
+   figures from one command under the same load.
 
-Prints a table; asserts nothing.
+Every figure is printed with the 1-minute load average. Asserts nothing.
 
-    uv run --frozen python bench/predict_throughput.py --model models/current
+    uv run --frozen python bench/predict_throughput.py --model models/current [--baseline DIR]
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -27,12 +33,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "rakuten"
+SOURCE_DIRS = ("libs/core/src", "services/predict/src")
 sys.path.insert(0, str(ROOT))  # for the tests.utils tiny bundle when no model is given
+
+app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
+
+
+def load_avg() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def build_dataset(work: Path, rows: int) -> tuple[Path, Path]:
@@ -58,37 +74,58 @@ def build_dataset(work: Path, rows: int) -> tuple[Path, Path]:
     return path, images
 
 
-def raw_model_throughput(
-    model_dir: Path, csv_path: Path, images: Path, batch: int, rows: int
-) -> tuple[float, float]:
-    """Rows/s and CPU ms/row of the model alone on pre-decoded batches, after a warm-up call."""
+def measure_parts(
+    model_dir: Path, csv_path: Path, images: Path, *, batch: int, rows: int
+) -> dict[str, float]:
+    """CPU ms per row of decoding (one thread) and of the model (stack + predict), each alone."""
     from rakuten_core.bundle import load_bundle
     from rakuten_core.inputs import model_inputs
     from rakuten_predict.engine import prepare_row
     from rakuten_predict.reader import ProductCsv, batched
 
     bundle = load_bundle(model_dir)
-    batches = []
-    for rows_ in batched(ProductCsv(csv_path).rows(), batch):
-        size = bundle.image_size
-        prepared = [prepare_row(r, images_dir=images, image_size=size) for r in rows_]
-        texts, decoded = [p.text for p in prepared], [p.image for p in prepared]
-        batches.append(model_inputs(texts, decoded, image_size=size))
-        if len(batches) == 4:
+    size = bundle.image_size
+    prepared = []
+    cpu = time.thread_time()
+    for row in ProductCsv(csv_path).rows():
+        prepared.append(prepare_row(row, images_dir=images, image_size=size))
+        if len(prepared) == rows:
             break
-    bundle.predict_proba(batches[0])  # trace / warm up
+    decode_ms = (time.thread_time() - cpu) * 1000 / len(prepared)
+
+    chunks = list(batched(iter(prepared), batch))
+    chunks = [c for c in chunks if len(c) == batch] or chunks  # one input shape: one trace
+
+    def call(chunk: list) -> int:  # type: ignore[type-arg]
+        inputs = model_inputs([p.text for p in chunk], [p.image for p in chunk], image_size=size)
+        return len(bundle.predict_proba(inputs))
+
+    call(chunks[0])  # trace / warm up
     done, started, cpu = 0, time.perf_counter(), time.process_time()
     while done < rows:
-        inputs = batches[(done // batch) % len(batches)]
-        done += len(bundle.predict_proba(inputs))
-    return done / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / done
+        done += call(chunks[(done // batch) % len(chunks)])
+    wall = time.perf_counter() - started
+    return {
+        "decode_ms": decode_ms,
+        "model_ms": (time.process_time() - cpu) * 1000 / done,
+        "model_rows_per_s": done / wall,
+    }
 
 
 def end_to_end(
-    model_dir: Path, csv_path: Path, images: Path, out: Path, *, batch: int, workers: int
+    model_dir: Path,
+    csv_path: Path,
+    images: Path,
+    out: Path,
+    *,
+    batch: int,
+    workers: int,
+    source: Path,
 ) -> dict[str, float]:
-    """Run the real CLI in a child process; its rows/s (load excluded), wall time and peak RSS."""
+    """Run the CLI of ``source`` in a child process; rows/s (load excluded), CPU/row, peak RSS."""
     cli = Path(sys.executable).with_name("rakuten-predict")
+    env = {**os.environ, "RAKUTEN_LOG_DIR": str(out.parent / "logs")}
+    env["PYTHONPATH"] = os.pathsep.join(str(source / d) for d in SOURCE_DIRS)
     started = time.perf_counter()
     child = subprocess.Popen(
         [
@@ -97,13 +134,14 @@ def end_to_end(
             "--workers", str(workers), "--no-progress",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "RAKUTEN_LOG_DIR": str(out.parent / "logs")},
+        stderr=subprocess.PIPE,
+        env=env,
     )  # fmt: skip
     _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage (peak RSS in KiB)
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"rakuten-predict failed with status {os.waitstatus_to_exitcode(status)}")
+        err = child.stderr.read().decode() if child.stderr else ""
+        raise SystemExit(f"rakuten-predict failed: {err[-2000:]}")
     summary = json.loads(out.with_suffix(".summary.json").read_text(encoding="utf-8"))
     return {
         "rows_per_s": summary["throughput"]["rows_per_second"],
@@ -115,80 +153,95 @@ def end_to_end(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model", type=Path, help="bundle dir (default: models/current, else tiny)"
-    )
-    parser.add_argument("--rows", type=int, default=13_812)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 0])
-    parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    args = parser.parse_args()
+def same_predictions(a: Path, b: Path) -> bool:
+    """Both CSVs hold the same rows in the same order, probabilities included (bytes equal)."""
+    return a.read_bytes() == b.read_bytes()
 
+
+@app.command()
+def main(
+    model: Annotated[Path | None, typer.Option(help="Bundle (default models/current)")] = None,
+    rows: Annotated[int, typer.Option(min=1, help="Rows of the generated test set")] = 13_812,
+    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    workers: Annotated[list[int] | None, typer.Option(help="Decode workers (0 = CLI's)")] = None,
+    parts_rows: Annotated[int, typer.Option(min=64, help="Rows timed for each part")] = 2048,
+    baseline: Annotated[Path | None, typer.Option(help="Source tree run as 'before' too")] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="End-to-end runs per variant")] = 1,
+    keep: Annotated[bool, typer.Option(help="Keep the work folder")] = False,
+) -> None:
+    """Parts, bound and end-to-end rows/s on a generated 13,812-row test set."""
     work = Path(tempfile.mkdtemp(prefix="bench-predict-"))
-    model_dir = args.model
+    model_dir = model
     if model_dir is None and (ROOT / "models" / "current").is_dir():
         model_dir = ROOT / "models" / "current"
     if model_dir is None:
         from tests.utils.predict_bundle import make_predict_bundle
 
         model_dir = make_predict_bundle(work / "tiny-bundle", image_size=64)
-        print("no --model and no models/current: using the tiny test bundle (64 px)")
+        typer.echo("no --model and no models/current: using the tiny test bundle (64 px)")
     from rakuten_core.bundle import read_metadata
 
     meta = read_metadata(model_dir)
-    print(f"model {meta.model_name} {meta.model_version}, image {meta.image_size}px, {model_dir}")
-    print(f"cpu cores {os.cpu_count()}, rows {args.rows}, batch {args.batch_size}")
+    cores = len(os.sched_getaffinity(0))
+    typer.echo(f"model {meta.model_name} {meta.model_version}, image {meta.image_size}px")
+    typer.echo(f"cores {cores}, rows {rows}, batch {batch_size}, load average {load_avg()}")
 
-    csv_path, images = build_dataset(work, args.rows)
-    quarter_csv, _ = build_dataset(work / "quarter", max(1, args.rows // 4))
-    shutil.rmtree(work / "quarter" / "images")
-    print(f"load average before: {os.getloadavg()[0]:.1f}")
-    raw, raw_cpu = raw_model_throughput(model_dir, csv_path, images, args.batch_size, args.rows)
-
-    results = []
-    for workers in args.workers:
-        r = end_to_end(
-            model_dir, csv_path, images, work / f"out-w{workers}" / "pred.csv",
-            batch=args.batch_size, workers=workers,
-        )  # fmt: skip
-        results.append((f"end to end, {r['workers']} decode threads, {args.rows} rows", r))
-    quarter = end_to_end(
-        model_dir, quarter_csv, images, work / "out-quarter" / "pred.csv",
-        batch=args.batch_size, workers=args.workers[-1],
-    )  # fmt: skip
-    results.append((f"end to end, {quarter['workers']} threads, {args.rows // 4} rows", quarter))
-
-    print(f"load average after: {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")
-    print()
-    head = ("run", "rows/s", "/ raw", "wall s", "CPU ms/row", "peak RSS MiB")
-    widths = (48, 8, 6, 7, 10, 12)
-    print(
-        "| "
-        + " | ".join(
-            f"{h:<{w}}" if i == 0 else f"{h:>{w}}"
-            for i, (h, w) in enumerate(zip(head, widths, strict=True))
-        )
-        + " |"
+    csv_path, images = build_dataset(work, rows)
+    parts = measure_parts(model_dir, csv_path, images, batch=batch_size, rows=min(parts_rows, rows))
+    per_row = parts["decode_ms"] + parts["model_ms"]
+    bound = cores * 1000 / per_row
+    typer.echo(f"\nparts (load average {load_avg()}):")
+    typer.echo(f"  decode CPU {parts['decode_ms']:.2f} ms/row (one thread)")
+    typer.echo(
+        f"  model CPU {parts['model_ms']:.2f} ms/row "
+        f"(alone: {parts['model_rows_per_s']:.0f} rows/s wall)"
     )
-    print(f"|{'-' * 50}|{'-' * 10}|{'-' * 8}|{'-' * 9}|{'-' * 12}|{'-' * 14}|")
-    name = "raw model on decoded tensors"
-    print(f"| {name:<48} | {raw:>8.1f} | {1.0:>6.2f} | {'':>7} | {raw_cpu:>10.2f} | {'':>12} |")
-    for name, r in results:
-        print(
-            f"| {name:<48} | {r['rows_per_s']:>8.1f} | {r['rows_per_s'] / raw:>6.2f} "
-            f"| {r['wall_s']:>7.1f} | {r['cpu_ms_per_row']:>10.2f} | {r['peak_rss_mib']:>12.0f} |"
+    typer.echo(
+        f"  bound = cores / (decode + model) = {cores} x 1000 / "
+        f"({parts['decode_ms']:.2f} + {parts['model_ms']:.2f}) = {bound:.0f} rows/s"
+    )
+
+    variants = [("current", ROOT)] + ([("baseline", baseline.resolve())] if baseline else [])
+    results: list[tuple[str, dict[str, float], str]] = []
+    outputs: dict[str, Path] = {}
+    for n in range(rounds):
+        for w in workers or [0]:
+            for name, source in variants:
+                out = work / f"out-{name}-w{w}-{n}" / "pred.csv"
+                r = end_to_end(
+                    model_dir, csv_path, images, out, batch=batch_size, workers=w, source=source
+                )
+                outputs.setdefault(name, out)
+                label = f"{name}, {r['workers']} workers, run {n + 1}"
+                results.append((label, r, load_avg()))
+    typer.echo(
+        "\n| run | rows/s | / bound | CPU ms/row | parts / CPU | cores used | wall s "
+        "| peak RSS MiB | load avg |"
+    )
+    typer.echo("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, r, load in results:
+        # rows/s / bound = (parts / CPU: work done per CPU spent) x (cores used / cores)
+        efficiency = per_row / r["cpu_ms_per_row"]
+        used = r["rows_per_s"] * r["cpu_ms_per_row"] / 1000
+        typer.echo(
+            f"| {label} | {r['rows_per_s']:.0f} | {r['rows_per_s'] / bound:.2f} "
+            f"| {r['cpu_ms_per_row']:.2f} | {efficiency:.2f} | {used:.2f} | {r['wall_s']:.1f} "
+            f"| {r['peak_rss_mib']:.0f} | {load} |"
         )
-    print(
+    if baseline:
+        same = same_predictions(outputs["current"], outputs["baseline"])
+        typer.echo(f"\npredictions CSV identical to the baseline's: {same}")
+    typer.echo(
         "\nrows/s and CPU ms/row exclude process start-up and model load (the CLI's own figures);"
-        "\nwith C free cores a run cannot exceed about C * 1000 / (CPU ms/row) rows/s."
+        f"\nbound: {cores} cores / (decode + model CPU per row), every core busy with that work;"
+        "\nrows/s / bound = (parts / CPU) x (cores used / cores): CPU lost to the pipeline itself"
+        "\n(contention, overhead) vs cores it did not get (idle, or taken by other processes)."
     )
-    if args.keep:
-        print(f"\nwork folder kept: {work}")
+    if keep:
+        typer.echo(f"\nwork folder kept: {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    app()

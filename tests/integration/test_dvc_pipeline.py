@@ -12,19 +12,15 @@ default local remote.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from tests.utils.paths import REPO_ROOT
+from tests.utils.pipeline_repo import make_pipeline_repo, run_in, set_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -33,71 +29,18 @@ TEST_ROWS = 40
 STAGES = ("data", "prepare", "train", "evaluate", "predict")
 
 
-def _env(repo: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RAKUTEN_", "DVC_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["HOME"] = str(repo.parent / "home")  # no user-level dvc/git config leaks in
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    env.update(
-        GIT_AUTHOR_NAME="pipeline-test",
-        GIT_AUTHOR_EMAIL="pipeline-test@example.invalid",
-        GIT_COMMITTER_NAME="pipeline-test",
-        GIT_COMMITTER_EMAIL="pipeline-test@example.invalid",
-    )
-    return env
-
-
 def _run(repo: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        list(args),
-        cwd=repo,
-        env=_env(repo),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout}\n{result.stderr}"
-    return result
+    return run_in(repo, *args, timeout=timeout)
 
 
 def _ran(output: str) -> set[str]:
     return {s for s in STAGES if f"Running stage '{s}'" in output}
 
 
-def _copy_repository(target: Path) -> None:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = REPO_ROOT / name
-        if source.is_file():  # tracked files deleted in the working tree are skipped
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-
-
-def _set_params(repo: Path, **values: object) -> None:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for dotted, value in values.items():
-        section, key = dotted.split(".", 1)
-        if not isinstance(params.get(section), dict):
-            params[section] = {}
-        params[section][key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-
-
 @pytest.fixture(scope="module")
 def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    repo = tmp_path_factory.mktemp("dvc-pipeline") / "repo"
-    repo.mkdir()
-    (repo.parent / "home").mkdir()
-    _copy_repository(repo)
-    _set_params(
-        repo,
+    repo = make_pipeline_repo(
+        tmp_path_factory.mktemp("dvc-pipeline") / "repo",
         **{
             "data.source": "sample",
             "data.sample_train_rows": TRAIN_ROWS,
@@ -105,9 +48,6 @@ def pipeline_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             "train.epochs": 1,
         },
     )
-    _run(repo, "git", "init", "-q")
-    _run(repo, "git", "add", "-A")
-    _run(repo, "git", "commit", "-q", "-m", "copy of the working tree, small params")
     yield repo
 
 
@@ -128,7 +68,13 @@ def test_repro_runs_every_stage_and_writes_the_outputs(
         assert (repo / "data" / "raw" / name).is_file()
     for split in ("train", "val", "test"):
         assert (repo / "data" / "processed" / f"{split}.parquet").is_file()
-    assert (repo / "models" / "current" / "model.keras").is_file()
+    model_file = repo / "models" / "current" / "model.keras"
+    assert model_file.is_file()
+    # one copy on disk: without reflinks (ext4, overlayfs) the workspace's model file is a
+    # hardlink to its cache entry (.dvc/config cache.type), not a second copy
+    cached = [p for p in (repo / ".dvc" / "cache").rglob("*") if p.is_file()]
+    assert [p for p in cached if p.stat().st_ino == model_file.stat().st_ino], cached
+    assert model_file.stat().st_nlink == 2
     bundle = json.loads((repo / "models" / "current" / "bundle.json").read_text(encoding="utf-8"))
 
     metrics = json.loads((repo / "reports" / "metrics.json").read_text(encoding="utf-8"))
@@ -165,7 +111,7 @@ def test_second_repro_does_nothing(pipeline_repo: Path, first_repro: tuple[str, 
 def test_a_predict_param_reruns_only_predict(
     pipeline_repo: Path, first_repro: tuple[str, float]
 ) -> None:
-    _set_params(pipeline_repo, **{"predict.batch_size": 16})
+    set_params(pipeline_repo, **{"predict.batch_size": 16})
     status = _run(pipeline_repo, "dvc", "status", "--json").stdout
     assert set(json.loads(status)) == {"predict"}, status
     result = _run(pipeline_repo, "dvc", "repro")

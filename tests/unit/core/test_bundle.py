@@ -82,6 +82,60 @@ def test_saving_over_an_existing_bundle_replaces_it(tmp_path: Path, tiny_model: 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no staging or backup left
 
 
+def _trained(n_classes: int) -> Any:
+    """A compiled tiny model after two Adam steps: it holds optimizer state, as training's."""
+    import tensorflow as tf
+
+    model = _tiny_model(n_classes)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    inputs = model_inputs(
+        ["piscine gonflable", "livre ancien"], [np.full((SIZE, SIZE, 3), 90, np.uint8), None],
+        image_size=SIZE,
+    )  # fmt: skip
+    features = {k: tf.constant(v) for k, v in inputs.items()}
+    model.fit(features, np.array([1, 2]), epochs=2, verbose=0)
+    return model, inputs
+
+
+def _archive_groups(model_file: Path) -> set[str]:
+    """Top-level groups of the weights file inside a ``.keras`` archive."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with (
+        zipfile.ZipFile(model_file) as archive,
+        h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights,
+    ):
+        return set(weights.keys())
+
+
+@pytest.mark.slow
+def test_the_bundle_leaves_the_optimizer_state_out_and_predicts_the_same(tmp_path: Path) -> None:
+    model, inputs = _trained(len(CATEGORIES))
+    steps = int(model.optimizer.iterations.numpy())
+    path = save_bundle(tmp_path / "bundle", model, _metadata())
+
+    assert "optimizer" not in _archive_groups(path / MODEL_FILE)
+    model.save(tmp_path / "with-optimizer.keras")  # what the bundle held before
+    assert "optimizer" in _archive_groups(tmp_path / "with-optimizer.keras")
+    assert (path / MODEL_FILE).stat().st_size < (tmp_path / "with-optimizer.keras").stat().st_size
+    probs = load_bundle(path).predict_proba(inputs)
+    np.testing.assert_array_equal(probs, np.asarray(model.predict_on_batch(inputs), np.float32))
+    # the caller's model is untouched: still compiled, its optimizer state kept
+    assert model.compiled and int(model.optimizer.iterations.numpy()) == steps
+
+
+@pytest.mark.slow
+def test_a_bundle_saved_with_optimizer_state_still_loads(tmp_path: Path) -> None:
+    model, inputs = _trained(len(CATEGORIES))
+    path = save_bundle(tmp_path / "bundle", model, _metadata())
+    model.save(path / MODEL_FILE)  # a bundle written before the optimizer was left out
+    probs = load_bundle(path).predict_proba(inputs)
+    np.testing.assert_array_equal(probs, np.asarray(model.predict_on_batch(inputs), np.float32))
+
+
 @pytest.mark.slow
 def test_a_model_whose_classes_disagree_with_the_metadata_is_refused(tmp_path: Path) -> None:
     save_bundle(tmp_path / "b", _tiny_model(5), _metadata())

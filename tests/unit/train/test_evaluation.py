@@ -72,6 +72,26 @@ def test_reports_hold_the_metrics_confusion_and_per_class_scores(tmp_path: Path)
     assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_rewriting_reports_leaves_a_hardlinked_copy_alone(tmp_path: Path) -> None:
+    # DVC's cache (cache.type hardlink) shares the inode of reports/*: a second evaluation must
+    # replace the files, not write into them, or the cached version would change with them
+    out = write_reports(_evaluation(), INDEX, tmp_path / "reports")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    before = {}
+    for name in REPORT_FILES:
+        (cache / name).hardlink_to(out / name)
+        before[name] = (cache / name).read_bytes()
+    changed = _evaluation()
+    changed.metrics["weighted_f1"] = 0.123
+    write_reports(changed, INDEX, out)
+    assert json.loads((out / "metrics.json").read_text())["weighted_f1"] == 0.123
+    for name in REPORT_FILES:
+        assert (cache / name).read_bytes() == before[name], name
+        assert (cache / name).stat().st_ino != (out / name).stat().st_ino
+    assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)  # no staging left
+
+
 @pytest.mark.parametrize(
     ("new", "champion", "margin", "promoted"),
     [

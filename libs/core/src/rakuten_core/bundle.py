@@ -2,7 +2,8 @@
 
 Layout::
 
-    <bundle>/model.keras   Keras 3 native format (no pickle, no Lambda layers)
+    <bundle>/model.keras   Keras 3 native format (no pickle, no Lambda layers), inference only:
+                           weights and vocabularies, no optimizer state
     <bundle>/bundle.json   :class:`BundleMetadata`
 
 :func:`save_bundle` and :func:`load_bundle` are the only way in and out. Serving never rebuilds a
@@ -78,13 +79,32 @@ class Bundle:
         return np.asarray(probs, dtype=np.float32)
 
 
+def inference_model(model: Any) -> Any:
+    """``model`` without its training state: what a bundle stores.
+
+    Keras 3's native format saves the optimizer of a compiled model (Adam keeps two slots per
+    weight: two thirds of the production file) and has no ``include_optimizer`` switch. A new
+    functional model over the same inputs, outputs and layers is uncompiled, so it saves the
+    weights and vocabularies only; it shares the layers (no copy of the weights) and leaves
+    ``model`` compiled, so training can go on with it.
+    """
+    if getattr(model, "optimizer", None) is None:
+        return model
+    import keras  # noqa: PLC0415  (heavy; the caller already holds a Keras model)
+
+    return keras.Model(model.input, model.output, name=model.name)
+
+
 def save_bundle(path: str | Path, model: Any, metadata: BundleMetadata) -> Path:
-    """Write ``model`` and ``metadata`` to ``path`` atomically (replacing an existing bundle)."""
+    """Write ``model`` (without optimizer state) and ``metadata`` to ``path`` atomically.
+
+    An existing bundle at ``path`` is replaced.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        model.save(staging / MODEL_FILE)
+        inference_model(model).save(staging / MODEL_FILE)
         (staging / METADATA_FILE).write_text(
             metadata.model_dump_json(indent=2) + "\n", encoding="utf-8"
         )

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +34,25 @@ REPORT_FILES = (
 
 
 def write_reports(evaluation: Evaluation, categories: CategoryIndex, out: str | Path) -> Path:
-    """Write every report file into ``out`` (created) and return it."""
+    """Write every report file into ``out`` (created) and return it.
+
+    Each file is written beside its target and renamed over it, never rewritten in place: with
+    DVC's hardlinked cache (``.dvc/config``) the file in ``reports/`` is the cache's own copy, and
+    writing into it would change a cached version behind DVC's back.
+    """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".reports-", dir=folder))
+    try:
+        _write_all(evaluation, categories, staging)
+        for name in REPORT_FILES:
+            os.replace(staging / name, folder / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _write_all(evaluation: Evaluation, categories: CategoryIndex, folder: Path) -> None:
     metrics = evaluation.metrics
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
 
@@ -87,7 +106,6 @@ def write_reports(evaluation: Evaluation, categories: CategoryIndex, out: str | 
         for t, p in zip(evaluation.y_true, y_pred, strict=True):
             writer.writerow([categories.code_of(int(t)), categories.code_of(int(p))])
     _plot_confusion(matrix, codes, folder / "confusion_matrix.png", metrics["weighted_f1"])
-    return folder
 
 
 def _plot_confusion(matrix: np.ndarray, codes: list[int], path: Path, wf1: float) -> None:
