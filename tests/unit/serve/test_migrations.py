@@ -12,7 +12,7 @@ from rakuten_core.records import Base
 from rakuten_serve.db.migrate import current_revision, upgrade
 
 
-def test_head_matches_the_core_tables_and_0002_adds_the_drift_columns(tmp_path: Path) -> None:
+def test_head_matches_the_core_tables_with_the_0002_columns_and_0003_index(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     upgrade(url, "0001")
     engine = create_engine(url)
@@ -20,11 +20,13 @@ def test_head_matches_the_core_tables_and_0002_adds_the_drift_columns(tmp_path: 
         columns = {c["name"] for c in inspect(engine).get_columns("predictions")}
         assert "text_length" not in columns
         upgrade(url)
-        assert current_revision(url) == "0002"
+        assert current_revision(url) == "0003"
         with engine.connect() as connection:
             diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         assert diff == []
         columns = {c["name"] for c in inspect(engine).get_columns("predictions")}
         assert {"text_length", "has_description", "has_image", "image_brightness"} <= columns
+        indexes = {i["name"] for i in inspect(engine).get_indexes("predictions")}
+        assert "ix_predictions_image_sha256" in indexes  # 0003
     finally:
         engine.dispose()

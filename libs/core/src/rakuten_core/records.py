@@ -11,6 +11,9 @@ prediction is still queued for writing. The drift feature columns (``text_length
 ``has_description``, ``has_image``, ``image_brightness``) are nullable because rows written
 before migration 0002 lack them; :func:`prediction_features` maps a row to the drift module's
 features.
+``image_sha256`` names the image's file in serve's image store when it is on
+(:mod:`rakuten_core.stored_images`; indexed since migration 0003), which is how the feedback
+export finds the picture of a labelled prediction.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class Prediction(Base):
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     productid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     imageid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     image_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
     prdtypecode: Mapped[int] = mapped_column(Integer, index=True)
     probability: Mapped[float] = mapped_column(Float)

@@ -21,6 +21,7 @@ from rakuten_serve.batcher import DirectRunner, MicroBatcher, Runner
 from rakuten_serve.db.engine import build_engine, session_factory
 from rakuten_serve.db.recorder import PredictionRecorder
 from rakuten_serve.errors import install_error_handlers
+from rakuten_serve.image_store import ImageStore
 from rakuten_serve.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from rakuten_serve.predictor import PredictionResult, Predictor, PreparedInput, load_model
 from rakuten_serve.ratelimit import FailedLoginLimit, build_limiter
@@ -104,6 +105,19 @@ async def _load_or_warm(state: ServeState) -> None:
     state.predictor.reload_with(model)
 
 
+def _image_store(settings: ServeSettings, telemetry: Telemetry) -> ImageStore | None:
+    if settings.image_store_dir is None:
+        return None
+    return ImageStore(
+        settings.image_store_dir,
+        telemetry=telemetry,
+        max_bytes=settings.image_store_max_bytes,
+        retention_days=settings.image_store_retention_days,
+        queue_bytes=settings.image_store_queue_bytes,
+        sweep_interval_s=settings.image_store_sweep_interval_s,
+    )
+
+
 def create_app(
     settings: ServeSettings | None = None, predictor: Predictor | None = None
 ) -> FastAPI:
@@ -134,6 +148,7 @@ def create_app(
         telemetry=telemetry,
         limiter=limiter,
         users=UserCache(settings.user_cache_seconds),
+        image_store=_image_store(settings, telemetry),
     )
 
     @asynccontextmanager
@@ -141,6 +156,8 @@ def create_app(
         await _load_or_warm(state)
         _publish_model(state)
         state.recorder.start()
+        if state.image_store is not None:
+            state.image_store.start()
         await state.runner.start()
         logger.info("rakuten-serve ready (batching=%s)", settings.batch_enabled)
         try:
@@ -148,6 +165,8 @@ def create_app(
         finally:
             await state.runner.stop()
             await run_in_threadpool(state.recorder.stop)
+            if state.image_store is not None:
+                await run_in_threadpool(state.image_store.stop)
             state.decode_pool.shutdown(wait=False)
             engine.dispose()
 

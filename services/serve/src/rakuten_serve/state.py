@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rakuten_serve.batcher import Runner
 from rakuten_serve.db.recorder import PredictionRecorder
+from rakuten_serve.image_store import ImageStore
 from rakuten_serve.predictor import PredictionResult, Predictor, PreparedInput
 from rakuten_serve.settings import ServeSettings
 from rakuten_serve.telemetry import Telemetry
@@ -116,3 +117,4 @@ class ServeState:
     )
     started_at: float = field(default_factory=time.monotonic)
     warm_up_sizes: Sequence[int] = ()
+    image_store: ImageStore | None = None  # RAKUTEN_IMAGE_STORE_DIR set

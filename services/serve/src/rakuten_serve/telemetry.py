@@ -98,6 +98,12 @@ class Telemetry:
     def model_reloaded(self, *, success: bool) -> None:
         return None
 
+    def image_store_write(self, outcome: str) -> None:
+        """``outcome`` is one of :data:`rakuten_serve.metrics.IMAGE_STORE_OUTCOMES`."""
+
+    def image_store_swept(self, *, expired: int, evicted: int, size_bytes: int, files: int) -> None:
+        return None
+
 
 class PrometheusTelemetry(Telemetry):
     """Reports the API's events as Prometheus metrics (see :mod:`rakuten_serve.metrics`)."""
@@ -205,6 +211,16 @@ class PrometheusTelemetry(Telemetry):
 
     def model_reloaded(self, *, success: bool) -> None:
         self._m.model_reloads.labels(outcome="success" if success else "failure").inc()
+
+    # --- image store
+    def image_store_write(self, outcome: str) -> None:
+        """``outcome`` is one of :data:`rakuten_serve.metrics.IMAGE_STORE_OUTCOMES`."""
+        self._m.image_store_writes.labels(outcome=outcome).inc()
+
+    def image_store_swept(self, *, expired: int, evicted: int, size_bytes: int, files: int) -> None:
+        self._m.image_store_evicted.labels(reason="retention").inc(expired)
+        self._m.image_store_evicted.labels(reason="size").inc(evicted)
+        self._m.image_store_bytes.set(size_bytes)
 
 
 def build_telemetry(*, enabled: bool) -> Telemetry:
