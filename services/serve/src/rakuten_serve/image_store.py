@@ -159,7 +159,8 @@ class ImageStore:
             sha256: str = item[1]
             try:
                 outcome = self.write(data, sha256)
-            except OSError as exc:  # full disk, permissions, folder gone: the image is lost
+            except Exception as exc:  # full disk, permissions, folder gone: the image is lost
+                # (any exception: a dead writer thread would silently drop every later image)
                 outcome = "failed"
                 self._warn(f"image not kept in the image store ({type(exc).__name__}: {exc})")
             finally:
@@ -192,11 +193,12 @@ class ImageStore:
         kept = files[len(expired) :]
         total = sum(size for _, size, _ in kept)
         evicted = 0
-        while kept and total > self._max_bytes:
-            _, size, path = kept.pop(0)
+        while evicted < len(kept) and total > self._max_bytes:
+            _, size, path = kept[evicted]
             path.unlink(missing_ok=True)
             total -= size
             evicted += 1
+        kept = kept[evicted:]
         for _, _, path in expired:
             path.unlink(missing_ok=True)
         with self._lock:
