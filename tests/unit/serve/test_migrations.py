@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from rakuten_core.records import Base
-from rakuten_serve.db.migrate import current_revision, upgrade
+from rakuten_serve.db.migrate import alembic_config, current_revision, upgrade
 
 
 def test_head_matches_the_core_tables_with_the_0002_columns_and_0003_index(tmp_path: Path) -> None:
@@ -28,5 +29,19 @@ def test_head_matches_the_core_tables_with_the_0002_columns_and_0003_index(tmp_p
         assert {"text_length", "has_description", "has_image", "image_brightness"} <= columns
         indexes = {i["name"] for i in inspect(engine).get_indexes("predictions")}
         assert "ix_predictions_image_sha256" in indexes  # 0003
+    finally:
+        engine.dispose()
+
+
+def test_0003_downgrades_to_0002_without_the_image_index(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    upgrade(url)
+    command.downgrade(alembic_config(url), "0002")
+    engine = create_engine(url)
+    try:
+        assert current_revision(url) == "0002"
+        indexes = {i["name"] for i in inspect(engine).get_indexes("predictions")}
+        assert "ix_predictions_image_sha256" not in indexes
+        assert "ix_predictions_created_at" in indexes
     finally:
         engine.dispose()
