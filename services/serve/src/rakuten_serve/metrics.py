@@ -30,6 +30,7 @@ AUTH_FAILURE_REASONS = (
     "insufficient_scope",  # valid token without the scope the route needs (403)
 )
 RELOAD_OUTCOMES = ("success", "failure")
+SHADOW_DROP_REASONS = ("queue_full", "error")
 
 
 class Metrics:
@@ -153,9 +154,38 @@ class Metrics:
             "Rate-limit storage (Redis) failures; counters fell back to this process's memory.",
             registry=r,
         )
+        self.challenger_info = Gauge(
+            "rakuten_challenger_info",
+            "1 for the challenger scored in shadow (name, version), 0 for one replaced.",
+            ["name", "version"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.shadow_predictions = Counter(
+            "rakuten_shadow_predictions",
+            "Requests the challenger scored in shadow, by agreement with the champion's answer.",
+            ["agreement"],
+            registry=r,
+        )
+        self.shadow_latency = Histogram(
+            "rakuten_shadow_inference_duration_seconds",
+            "Duration of one challenger call in shadow (a whole batch), off the request path.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.shadow_dropped = Counter(
+            "rakuten_shadow_dropped",
+            "Sampled requests not scored in shadow, by reason (queue_full, error).",
+            ["reason"],
+            registry=r,
+        )
         # Series of bounded label sets exist from the start, so rate() and alerts see a 0
         # before the first event instead of no data.
         for reason in AUTH_FAILURE_REASONS:
             self.auth_failures.labels(reason=reason)
         for outcome in RELOAD_OUTCOMES:
             self.model_reloads.labels(outcome=outcome)
+        for agreement in ("true", "false"):
+            self.shadow_predictions.labels(agreement=agreement)
+        for reason in SHADOW_DROP_REASONS:
+            self.shadow_dropped.labels(reason=reason)

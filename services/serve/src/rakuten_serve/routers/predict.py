@@ -200,6 +200,7 @@ def build_router(limiter: Limiter, settings: ServeSettings) -> APIRouter:
                 response=out,
             )
         )
+        state.shadow.offer(out, prepared, product, data)  # a queue put; scored after the answer
         return out
 
     return router
