@@ -151,7 +151,7 @@ def create_app(
         _publish_model(state)
         state.recorder.start()
         await state.runner.start()
-        state.replica.start()
+        await run_in_threadpool(state.replica.start)  # the challenger, if any, loads here
         state.shadow.start()
         logger.info("rakuten-serve ready (batching=%s)", settings.batch_enabled)
         try:

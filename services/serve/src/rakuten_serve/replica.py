@@ -199,9 +199,18 @@ class ReplicaModels:
 
     # ---- every worker: the follower thread
     def start(self) -> None:
-        """Report this worker's models and start following the board (and load the challenger
-        in the background, so the champion serves without waiting for it)."""
+        """Blocking: load the challenger (if any), report this worker's models and start
+        following the board. A challenger that cannot load leaves shadow scoring off; the
+        champion serves either way."""
         champion = self.predictors["champion"]
+        if not self.challenger.ready:
+            try:
+                model = self.load_startup("challenger")
+            except ModelUnavailableError as exc:
+                logger.error("challenger not loaded (%s); shadow scoring is off", exc)
+            else:
+                if model is not None:
+                    self._announce("challenger", model)
         with self._lock:
             if champion.ready and self._applied["champion"].model_version is None:
                 self._applied["champion"] = RoleStatus(0, _version(champion.model))  # injected
@@ -219,16 +228,6 @@ class ReplicaModels:
             self._board.forget(os.getpid())
 
     def _follow(self) -> None:
-        if not self.challenger.ready:
-            try:
-                model = self.load_startup("challenger")
-            except ModelUnavailableError as exc:
-                logger.error("challenger not loaded (%s); shadow scoring is off", exc)
-            else:
-                if model is not None:
-                    self._announce("challenger", model)
-                    with self._lock:
-                        self._report()
         while not self._stop.wait(self._settings.reload_poll_s):
             for role in ROLES:
                 try:

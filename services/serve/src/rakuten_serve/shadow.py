@@ -183,10 +183,8 @@ class ShadowScorer:
             )
             for req, result in zip(batch, results, strict=True)
         ]
-        with Session(self._engine) as session, session.begin():
+        agreed = [r.champion_prdtypecode == r.challenger_prdtypecode for r in rows]
+        with Session(self._engine, expire_on_commit=False) as session, session.begin():
             session.add_all(rows)
         self._scored += len(rows)
-        self._telemetry.shadow_scored(
-            agreed=[r.champion_prdtypecode == r.challenger_prdtypecode for r in rows],
-            seconds=seconds,
-        )
+        self._telemetry.shadow_scored(agreed=agreed, seconds=seconds)
