@@ -11,6 +11,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from rakuten_core.records import Feedback, ShadowPrediction
+from rakuten_monitor.report import render_report
 from rakuten_monitor.service import Monitor
 from rakuten_monitor.settings import MonitorSettings
 from tests.utils.monitor import Samples, parse_metrics
@@ -118,6 +119,25 @@ def test_agreement_and_both_accuracies_over_the_current_challenger_only(
         == 9 / 12
     )
     assert not any(labels == (("challenger_version", "c1"),) for _, labels in samples)
+
+
+def test_the_report_shows_the_shadow_comparison(database_url: str, bundle_dir: Path) -> None:
+    _add_shadow(
+        database_url,
+        [(10, 10, 10)] * 12 + [(10, 40, 40)] * 8,
+        version="c4",
+        start=datetime.now(UTC),
+    )
+    monitor = Monitor(_settings(database_url, bundle_dir))
+    try:
+        snap = monitor.run_once()
+    finally:
+        monitor.stop()
+    assert snap is not None
+    html = render_report(snap)
+    assert "Champion vs challenger (shadow)" in html and "Challenger c4" in html
+    assert "Agreement with the champion <strong>0.6000</strong>" in html
+    assert "champion\n<strong>0.6000</strong>, challenger\n<strong>1.0000</strong>" in html
 
 
 def test_too_few_shadowed_requests_leave_agreement_and_accuracy_absent(
