@@ -70,6 +70,29 @@ class WorkerStatus:
     roles: dict[str, RoleStatus]
 
 
+@dataclass(frozen=True)
+class WorkerModel:
+    """One worker's model for a role after a reload: its version, or why it kept the old one."""
+
+    pid: int
+    model_version: str | None
+    generation: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Followed:
+    """Where every live worker stands after a reload published as ``generation``."""
+
+    generation: int
+    workers: list[WorkerModel]
+
+    @property
+    def lagging(self) -> list[WorkerModel]:
+        """Workers that did not apply the generation (still loading, or failed)."""
+        return [w for w in self.workers if w.generation < self.generation or w.error]
+
+
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -163,6 +186,14 @@ class ReloadBoard:
     def forget(self, pid: int) -> None:
         """A worker that exited: it no longer counts among the replica's workers."""
         self._worker_path(pid).unlink(missing_ok=True)
+
+    def followed(self, role: Role, generation: int) -> Followed:
+        """Where every live worker stands on ``role`` after publication ``generation``."""
+        workers = []
+        for status in self.workers():
+            got = status.roles.get(role, RoleStatus(0, None))
+            workers.append(WorkerModel(status.pid, got.model_version, got.generation, got.error))
+        return Followed(generation, workers)
 
     def workers(self) -> list[WorkerStatus]:
         """The live workers' statuses (files of dead pids are removed on the way)."""

@@ -24,40 +24,23 @@ import asyncio
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 from rakuten_core.errors import ModelUnavailableError
 from rakuten_serve.model_source import resolve_bundle_dir
 from rakuten_serve.predictor import LoadedModel, Predictor, load_model
-from rakuten_serve.reload_board import ROLES, ReloadBoard, Role, RoleStatus
+from rakuten_serve.reload_board import (
+    ROLES,
+    Followed,
+    ReloadBoard,
+    Role,
+    RoleStatus,
+    WorkerModel,
+)
 from rakuten_serve.settings import ServeSettings
 from rakuten_serve.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WorkerModel:
-    """One worker's model for a role after a reload: its version, or why it kept the old one."""
-
-    pid: int
-    model_version: str | None
-    generation: int
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Followed:
-    """Where every live worker stands after a reload published as ``generation``."""
-
-    generation: int
-    workers: list[WorkerModel]
-
-    @property
-    def lagging(self) -> list[WorkerModel]:
-        """Workers that did not apply the generation (still loading, or failed)."""
-        return [w for w in self.workers if w.generation < self.generation or w.error]
 
 
 class ReplicaModels:
@@ -184,14 +167,7 @@ class ReplicaModels:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.reload_timeout_s
         while True:
-            statuses = await asyncio.to_thread(board.workers)
-            workers = []
-            for status in statuses:
-                got = status.roles.get(role, RoleStatus(0, None))
-                workers.append(
-                    WorkerModel(status.pid, got.model_version, got.generation, got.error)
-                )
-            followed = Followed(generation, workers)
+            followed = await asyncio.to_thread(board.followed, role, generation)
             waiting = [w for w in followed.lagging if w.error is None]
             if not waiting or loop.time() >= deadline:
                 return followed
