@@ -37,6 +37,7 @@ IMAGE_STORE_OUTCOMES = (
     "dropped",  # the in-memory write queue was full: the image is not kept
 )
 IMAGE_STORE_EVICTIONS = ("retention", "size")
+SHADOW_DROP_REASONS = ("queue_full", "error")
 
 
 class Metrics:
@@ -180,6 +181,31 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.challenger_info = Gauge(
+            "rakuten_challenger_info",
+            "1 for the challenger scored in shadow (name, version), 0 for one replaced.",
+            ["name", "version"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.shadow_predictions = Counter(
+            "rakuten_shadow_predictions",
+            "Requests the challenger scored in shadow, by agreement with the champion's answer.",
+            ["agreement"],
+            registry=r,
+        )
+        self.shadow_latency = Histogram(
+            "rakuten_shadow_inference_duration_seconds",
+            "Duration of one challenger call in shadow (a whole batch), off the request path.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.shadow_dropped = Counter(
+            "rakuten_shadow_dropped",
+            "Sampled requests not scored in shadow, by reason (queue_full, error).",
+            ["reason"],
+            registry=r,
+        )
         # Series of bounded label sets exist from the start, so rate() and alerts see a 0
         # before the first event instead of no data.
         for reason in AUTH_FAILURE_REASONS:
@@ -190,3 +216,7 @@ class Metrics:
             self.image_store_writes.labels(outcome=outcome)
         for reason in IMAGE_STORE_EVICTIONS:
             self.image_store_evicted.labels(reason=reason)
+        for agreement in ("true", "false"):
+            self.shadow_predictions.labels(agreement=agreement)
+        for reason in SHADOW_DROP_REASONS:
+            self.shadow_dropped.labels(reason=reason)

@@ -54,6 +54,30 @@ class ServeSettings(RakutenSettings):
         default=Path("data/serve-models"), description="Where MLflow bundles are downloaded."
     )
     top_k: int = Field(default=5, ge=1, le=27)
+    challenger_model_path: str = Field(
+        default="",
+        description="The challenger scored in shadow beside the champion (bundle directory or "
+        "models:/name@challenger); empty: no challenger.",
+    )
+    shadow_share: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Share of requests the challenger also scores."
+    )
+    shadow_queue_size: int = Field(
+        default=256, ge=1, description="Requests waiting for the challenger; more are dropped."
+    )
+
+    # --- reload across the workers of a replica (rakuten_serve.reload_board)
+    run_dir: Path | None = Field(
+        default=None,
+        description="Directory shared by the workers of one replica, where a reload is "
+        "published to all of them; `rakuten-serve run` makes a fresh one when unset.",
+    )
+    reload_timeout_s: float = Field(
+        default=120.0, gt=0, description="How long a reload waits for every worker to follow."
+    )
+    reload_poll_s: float = Field(
+        default=0.5, gt=0, le=10, description="How often a worker checks for a published reload."
+    )
 
     # --- rate limits (slowapi / limits syntax: "10/minute", "100 per hour", "5/second")
     predict_rate_limit: str = "10/minute"

@@ -202,6 +202,7 @@ def build_router(limiter: Limiter, settings: ServeSettings) -> APIRouter:
         )
         if state.image_store is not None and data is not None and prepared.image_sha256:
             state.image_store.submit(data, prepared.image_sha256)  # queued; written off-path
+        state.shadow.offer(out, prepared, product, data)  # a queue put; scored after the answer
         return out
 
     return router
