@@ -66,6 +66,8 @@ lint: install ## ruff check + ruff format --check + mypy
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy libs/core/src services/data/src services/train/src services/predict/src services/serve/src services/monitor/src
+	# the DAGs, from their folder (the repository's airflow/ folder would shadow Airflow itself)
+	cd airflow/dags && $(UV) run --frozen mypy --strict --config-file ../../pyproject.toml rakuten_retrain.py rakuten_loop
 
 .PHONY: format
 format: install ## Format and auto-fix with ruff

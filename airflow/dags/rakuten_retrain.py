@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,13 +58,15 @@ def _trigger(context: dict[str, Any]) -> tuple[str, list[str]]:
     return str(conf.get("trigger") or default), alerts
 
 
-def export_feedback(**context: Any) -> None:
+def export_feedback(**context: Any) -> float:
+    """Returns when the retrain started (the run's figures measure from there)."""
+    started = time.time()
     config = LoopConfig.from_env()
     trigger, alerts = _trigger(context)
     logger.info("retrain triggered by %s%s", trigger, f" (alerts: {alerts})" if alerts else "")
     if not config.feedback:
         logger.warning("RAKUTEN_LOOP_FEEDBACK=false: no feedback export, data/raw alone")
-        return
+        return started
     if not config.database_url or config.images_dir is None:
         raise AirflowFailException(
             "feedback export needs RAKUTEN_LOOP_DATABASE_URL and RAKUTEN_LOOP_IMAGES_DIR "
@@ -74,6 +77,7 @@ def export_feedback(**context: Any) -> None:
         ["rakuten-data", "export-feedback", "--database-url", config.database_url,
          "--images-dir", str(config.images_dir), "--out", "data/feedback"],
     )  # fmt: skip
+    return started
 
 
 def run_pipeline(**context: Any) -> None:
@@ -169,8 +173,11 @@ def report(**context: Any) -> None:
         outcome = "promoted"
     else:
         outcome = "refused"
+    started = context["ti"].xcom_pull(task_ids="export_feedback")
+    if started is None:  # the first task failed: the run's own start (a scheduler sets it)
+        started = context["dag_run"].start_date.timestamp()
     args = ["rakuten-train", "report-retrain", "--outcome", outcome,
-            "--started-at", str(context["dag_run"].start_date.timestamp())]  # fmt: skip
+            "--started-at", str(started)]  # fmt: skip
     gate_file = _run_dir(config, context) / "gate.json"
     if gate_file.is_file():
         args += ["--gate", str(gate_file)]

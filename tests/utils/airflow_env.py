@@ -63,3 +63,25 @@ def migrate_db(home: Path, *, timeout_s: float = 300) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def create_user(home: Path, username: str, password: str, role: str) -> None:
+    """An Airflow (FAB) user; the password goes through the CLI of a throw-away test home."""
+    done = subprocess.run(
+        [str(airflow_bin()), "users", "create", "--username", username, "--password", password,
+         "--role", role, "--firstname", username, "--lastname", "test",
+         "--email", f"{username}@example.org"],
+        env=airflow_env(home), capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+# The REST API with basic auth, as compose configures it (AIRFLOW__API__AUTH_BACKENDS)
+API_AUTH = {
+    "AIRFLOW__API__AUTH_BACKENDS": (
+        "airflow.providers.fab.auth_manager.api.auth.backend.basic_auth,"
+        "airflow.api.auth.backend.session"
+    ),
+    "AIRFLOW__WEBSERVER__SECRET_KEY": "test-only-airflow-webserver-secret-key",
+    "AIRFLOW__WEBSERVER__WORKERS": "1",
+}
