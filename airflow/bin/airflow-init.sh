@@ -2,7 +2,7 @@
 # One-shot set-up of Airflow in the compose stack (service airflow-init), idempotent:
 #   1. the `airflow` database in the stack's Postgres (also made by docker/postgres's init script
 #      on a new volume; created here for a volume made before Airflow joined the stack);
-#   2. `airflow db migrate`;
+#   2. `airflow db migrate` and `airflow sync-perm` (the default roles);
 #   3. the admin user (STACK_AIRFLOW_ADMIN_USER / _PASSWORD from .env) and the alert webhook's
 #      service account (role User: may trigger DAG runs, nothing else), password from its file.
 # Passwords come from the environment or files, never from this script or a log line.
@@ -28,6 +28,7 @@ connection.close()
 PY
 
 airflow db migrate
+airflow sync-perm  # the default roles (User, Op, Viewer) exist only after it
 
 ensure_user() {  # user, role, password (from the caller's variable, not argv of this script)
   if airflow users list --output json | python -c \

@@ -26,6 +26,7 @@ from tests.utils.airflow_env import (
     airflow_env,
     create_user,
     migrate_db,
+    sync_roles,
 )
 from tests.utils.alert_webhook import (
     AIRFLOW_PASSWORD,
@@ -62,6 +63,7 @@ class Airflow:
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     home = tmp_path_factory.mktemp("airflow")
     migrate_db(home)
+    sync_roles(home)
     create_user(home, "admin", "admin-password-for-tests", "Admin")
     create_user(home, BOT, AIRFLOW_PASSWORD, "User")
     env = airflow_env(home, API_AUTH)

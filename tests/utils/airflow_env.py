@@ -65,6 +65,15 @@ def migrate_db(home: Path, *, timeout_s: float = 300) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
+def sync_roles(home: Path) -> None:
+    """``airflow sync-perm``: the default roles (User, Op, Viewer) exist only after it."""
+    done = subprocess.run(
+        [str(airflow_bin()), "sync-perm"], env=airflow_env(home), capture_output=True,
+        text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
 def create_user(home: Path, username: str, password: str, role: str) -> None:
     """An Airflow (FAB) user; the password goes through the CLI of a throw-away test home."""
     done = subprocess.run(

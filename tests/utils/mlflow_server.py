@@ -14,7 +14,7 @@ from tests.utils.processes import stop_process, wait_http_ok
 
 
 @contextmanager
-def mlflow_server(root: Path, *, timeout_s: float = 300) -> Iterator[str]:
+def mlflow_server(root: Path, *, timeout_s: float = 900) -> Iterator[str]:
     """Run the server for the block; yields its URL (``http://127.0.0.1:<port>``)."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
