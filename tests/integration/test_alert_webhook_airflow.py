@@ -26,7 +26,6 @@ from tests.utils.airflow_env import (
     airflow_env,
     create_user,
     migrate_db,
-    sync_roles,
 )
 from tests.utils.alert_webhook import (
     AIRFLOW_PASSWORD,
@@ -63,13 +62,10 @@ class Airflow:
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     home = tmp_path_factory.mktemp("airflow")
     migrate_db(home)
-    sync_roles(home)
-    create_user(home, "admin", "admin-password-for-tests", "Admin")
-    create_user(home, BOT, AIRFLOW_PASSWORD, "User")
     env = airflow_env(home, API_AUTH)
     serialized = subprocess.run(
         [str(airflow_bin()), "dags", "reserialize"], env=env, capture_output=True, text=True,
-        timeout=300, check=False,
+        timeout=900, check=False,
     )  # fmt: skip
     assert serialized.returncode == 0, serialized.stderr[-2000:]
     port = free_port()
@@ -81,7 +77,10 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_http_ok(process, f"{url}/health", log_path=log_path, timeout_s=600)
+            wait_http_ok(process, f"{url}/health", log_path=log_path, timeout_s=900)
+            # the webserver has created the default roles (User, Op, Viewer) by now
+            create_user(home, "admin", "admin-password-for-tests", "Admin")
+            create_user(home, BOT, AIRFLOW_PASSWORD, "User")
             yield Airflow(url, ("admin", "admin-password-for-tests"))
         finally:
             stop_process(process)

@@ -51,7 +51,7 @@ def airflow_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str,
     return env
 
 
-def migrate_db(home: Path, *, timeout_s: float = 300) -> None:
+def migrate_db(home: Path, *, timeout_s: float = 900) -> None:
     """``airflow db migrate`` into ``home`` (a minute on a busy 2-core machine)."""
     home.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
@@ -65,22 +65,13 @@ def migrate_db(home: Path, *, timeout_s: float = 300) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-def sync_roles(home: Path) -> None:
-    """``airflow sync-perm``: the default roles (User, Op, Viewer) exist only after it."""
-    done = subprocess.run(
-        [str(airflow_bin()), "sync-perm"], env=airflow_env(home), capture_output=True,
-        text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-
-
 def create_user(home: Path, username: str, password: str, role: str) -> None:
     """An Airflow (FAB) user; the password goes through the CLI of a throw-away test home."""
     done = subprocess.run(
         [str(airflow_bin()), "users", "create", "--username", username, "--password", password,
          "--role", role, "--firstname", username, "--lastname", "test",
          "--email", f"{username}@example.org"],
-        env=airflow_env(home), capture_output=True, text=True, timeout=300, check=False,
+        env=airflow_env(home), capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
