@@ -198,7 +198,8 @@ def test_a_challenger_that_misses_the_margin_is_refused_and_the_champion_keeps_s
     assert gate["decision"] == "refuse" and gate["refused_by"] == "test_split"
     assert "+ margin 0.5000" in gate["reason"]
     assert gate["trigger"] == "manual"
-    assert "keeps serving" in run.stdout and gate["reason"] in run.stdout  # the task log says why
+    task_log = run.stdout + run.stderr
+    assert "keeps serving" in task_log and gate["reason"] in task_log  # the task log says why
     champion = client.get_model_version_by_alias(MODEL, "champion")
     challenger = client.get_model_version_by_alias(MODEL, "challenger")
     assert champion.version == champion_before.version
