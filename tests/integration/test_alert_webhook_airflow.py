@@ -39,7 +39,8 @@ from tests.utils.postgres import free_port
 from tests.utils.processes import stop_process, wait_http_ok
 from tests.utils.prometheus_stack import start_alertmanager
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+# minutes on an idle 2-core machine; a loaded one needs far more (fixtures included)
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(3600)]
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 BOT = "retrain-bot"
 

@@ -19,7 +19,8 @@ from typer.testing import CliRunner, Result
 from tests.utils.bundles import SMALL_PARAMS, SmallData, cli_set_args, make_small_data
 from tests.utils.pushgateway_server import job_samples, pushgateway, value
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+# minutes on an idle 2-core machine; a loaded one needs far more (fixtures included)
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(3600)]
 NAME = "gate-cli-test"
 
 

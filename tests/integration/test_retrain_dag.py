@@ -38,7 +38,8 @@ from tests.utils.serve_app import (
     settings_env,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+# minutes on an idle 2-core machine; a loaded one needs far more (fixtures included)
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(5400)]
 
 MODEL = "rakuten-multimodal"
 SERVICE_ACCOUNT = "retrain-bot"
