@@ -28,8 +28,14 @@ from tests.utils.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
-REQUIRED_SECRETS = ("RAKUTEN_JWT_SECRET", "STACK_POSTGRES_PASSWORD", "STACK_GRAFANA_ADMIN_PASSWORD")
-INTERNAL_ONLY = ("postgres", "redis", "pushgateway", "serve", "monitor")
+REQUIRED_SECRETS = (
+    "RAKUTEN_JWT_SECRET",
+    "STACK_POSTGRES_PASSWORD",
+    "STACK_GRAFANA_ADMIN_PASSWORD",
+    "STACK_AIRFLOW_ADMIN_PASSWORD",
+    "STACK_AIRFLOW_SECRET_KEY",
+)
+INTERNAL_ONLY = ("postgres", "redis", "pushgateway", "serve", "monitor", "alert-webhook")
 LONG_RUNNING = ("postgres", "redis", "mlflow", "serve", "proxy", "prometheus", "alertmanager")
 
 
@@ -67,6 +73,11 @@ def test_env_example_validates_and_defines_every_service(resolved: dict[str, Any
         "alertmanager",
         "pushgateway",
         "grafana",
+        "airflow-init",
+        "airflow-scheduler",
+        "airflow-webserver",
+        "alert-webhook",
+        "retrain-account",
     }
     assert contract <= services
 
@@ -95,7 +106,7 @@ def test_only_the_proxy_and_admin_uis_are_published(resolved: dict[str, Any]) ->
     services = resolved["services"]
     for name in INTERNAL_ONLY:
         assert not services[name].get("ports"), f"{name} must not be published"
-    for name in ("mlflow", "prometheus", "alertmanager", "grafana"):
+    for name in ("mlflow", "prometheus", "alertmanager", "grafana", "airflow-webserver"):
         for host_ip, _ in _ports(services[name]):
             assert host_ip == "127.0.0.1", f"{name}'s UI is published beyond loopback"
     assert {target for _, target in _ports(services["proxy"])} == {"80", "443"}

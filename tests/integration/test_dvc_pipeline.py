@@ -5,8 +5,9 @@ fresh clone of the working tree), becomes its own git repo, and runs the real CL
 workspace's ``.venv`` through PATH. Params are shrunk (a few hundred sample rows, one epoch) the
 way a user would, by editing ``params.yaml``. Checks: every stage's outputs, the metrics file,
 one prediction per test row, a second ``dvc repro`` that does nothing, a predict-only param change
-that re-runs only ``predict``, ``dvc exp run -S train.epochs=...``, and ``dvc push`` to the
-default local remote.
+that re-runs only ``predict``, ``dvc exp run -S train.epochs=...``, ``dvc push`` to the
+default local remote, and a feedback slice exported into ``data/feedback`` that re-runs prepare
+onward with its rows in train/val and the test split byte-identical.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.utils.feedback_records import Labelled, add_labelled, create_schema, picture
 from tests.utils.pipeline_repo import make_pipeline_repo, run_in, set_params
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 TRAIN_ROWS = 300
 TEST_ROWS = 40
-STAGES = ("data", "prepare", "train", "evaluate", "predict")
+STAGES = ("data", "feedback", "prepare", "train", "evaluate", "predict")
 
 
 def _run(repo: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
@@ -139,3 +141,47 @@ def test_push_to_the_default_local_remote(
     assert storage.is_dir() and any(p.is_file() for p in storage.rglob("*"))
     status = _run(pipeline_repo, "dvc", "status", "--cloud").stdout
     assert "up to date" in status.lower() or "Cache and remote" in status, status
+
+
+def test_an_exported_feedback_slice_reruns_prepare_onward_with_the_same_test_split(
+    pipeline_repo: Path, first_repro: tuple[str, float], tmp_path: Path
+) -> None:
+    from rakuten_data.feedback_export import export_feedback, open_database  # noqa: PLC0415
+
+    repo = pipeline_repo
+    test_before = (repo / "data" / "processed" / "test.parquet").read_bytes()
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    create_schema(url)
+    codes = (10, 2280, 50, 1280)
+    rows = [
+        Labelled(
+            f"f{i}",
+            codes[i % 4],
+            minutes=i,
+            productid=10**11 + i,
+            imageid=10**11 + i,
+            designation=f"Retour client {i}",
+            image=picture(i),
+        )
+        for i in range(12)
+    ]
+    add_labelled(url, rows, tmp_path / "store")
+    engine = open_database(url)
+    try:
+        export_feedback(
+            engine,
+            images_dir=tmp_path / "store",
+            out=repo / "data" / "feedback",
+            holdout_share=0.25,
+        )
+    finally:
+        engine.dispose()
+    result = _run(repo, "dvc", "repro")
+    output = result.stdout + result.stderr
+    assert _ran(output) == {"feedback", "prepare", "train", "evaluate", "predict"}, output
+    assert (repo / "data" / "processed" / "test.parquet").read_bytes() == test_before
+    trained = pd.concat(
+        pd.read_parquet(repo / "data" / "processed" / f"{n}.parquet") for n in ("train", "val")
+    )
+    assert (trained["productid"] >= 10**11).sum() == 9  # 12 rows, the 3 most recent held out
+    assert "Data and pipelines are up to date" in _run(repo, "dvc", "status").stdout

@@ -63,7 +63,7 @@ from tests.utils.serve_app import (
     serve_settings,
     settings_env,
 )
-from tests.utils.serve_fixtures import serve_bundle_dir
+from tests.utils.serve_fixtures import copy_bundle_as, serve_bundle_dir
 
 __all__ = ["serve_bundle_dir"]
 
@@ -77,6 +77,8 @@ MONITOR_ONLY = {
     "dashboard rakuten-quality: Live accuracy and weighted F1 [A]",
     "dashboard rakuten-quality: Live accuracy and weighted F1 [B]",
     "dashboard rakuten-quality: Feedback in the quality window [A]",
+    "dashboard rakuten-quality: Champion vs challenger (shadow) [A]",
+    "dashboard rakuten-quality: Champion vs challenger (shadow) [B]",
     "alert: RakutenDriftAboveThreshold",
     "alert: RakutenLiveAccuracyLow",
     "alert: RakutenMonitorDown",
@@ -109,7 +111,13 @@ def stack(serve_bundle_dir: Path, tmp_path: Path) -> Iterator[tuple[Daemon, Serv
     started: list[Daemon | ServeProcess] = []
     contexts = ExitStack()
     try:
-        serve = ServeProcess(settings_env(settings), workers=2, log_path=tmp_path / "serve.out")
+        # a challenger in shadow on every request (the same weights under another version),
+        # so the champion-vs-challenger panels have data
+        challenger = copy_bundle_as(serve_bundle_dir, tmp_path / "challenger", "challenger-2")
+        env = settings_env(
+            settings, RAKUTEN_CHALLENGER_MODEL_PATH=str(challenger), RAKUTEN_SHADOW_SHARE="1"
+        )
+        serve = ServeProcess(env, workers=2, log_path=tmp_path / "serve.out")
         started.append(serve)
         pushgateway = start_pushgateway(tmp_path)
         started.append(pushgateway)

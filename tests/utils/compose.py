@@ -26,6 +26,7 @@ DOCKERFILES = (
     REPO_ROOT / "services" / "monitor" / "Dockerfile",
     REPO_ROOT / "docker" / "mlflow" / "Dockerfile",
     REPO_ROOT / "docker" / "proxy" / "Dockerfile",
+    REPO_ROOT / "airflow" / "Dockerfile",
 )
 _ARG_IMAGE = re.compile(r"^ARG \w+_IMAGE=(\S+)$", re.MULTILINE)
 _COMPOSE_IMAGE = re.compile(r"^\s+image:\s*([^\s$]+)\s*$", re.MULTILINE)

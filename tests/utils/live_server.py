@@ -20,7 +20,9 @@ from tests.utils.postgres import free_port
 
 
 @contextmanager
-def live_server(app: FastAPI, *, timeout_s: float = 120.0) -> Iterator[str]:
+def live_server(
+    app: FastAPI, *, timeout_s: float = 120.0, health_path: str = "/health/live"
+) -> Iterator[str]:
     """Serve ``app`` on ``http://127.0.0.1:<free port>`` until the block exits."""
     port = free_port()
     config = uvicorn.Config(
@@ -36,7 +38,7 @@ def live_server(app: FastAPI, *, timeout_s: float = 120.0) -> Iterator[str]:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"uvicorn did not start on {base_url}")
             time.sleep(0.05)
-        httpx.get(f"{base_url}/health/live", timeout=10).raise_for_status()
+        httpx.get(f"{base_url}{health_path}", timeout=10).raise_for_status()
         yield base_url
     finally:
         server.should_exit = True

@@ -37,6 +37,10 @@ MONITOR_METRICS = {
     "rakuten_live_feedback_window",
     "rakuten_monitor_last_success_timestamp_seconds",
     "rakuten_monitor_runs_total",
+    "rakuten_shadow_window_predictions",
+    "rakuten_shadow_feedback_window",
+    "rakuten_shadow_agreement",
+    "rakuten_shadow_live_accuracy",
 }
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")

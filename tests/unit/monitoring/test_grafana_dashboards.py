@@ -142,4 +142,8 @@ def test_dashboards_cover_what_operators_need() -> None:
         "rakuten_live_weighted_f1",
         "rakuten_feedback_total",
         "rakuten_job_last_success_timestamp_seconds",
+        "rakuten_shadow_agreement",
+        "rakuten_shadow_live_accuracy",
+        "rakuten_shadow_predictions_total",
+        "rakuten_shadow_dropped_total",
     } <= reads["rakuten-quality.json"]

@@ -9,6 +9,8 @@ Raw data (as on the Hub)::
 Prepared data: ``<processed>/{train,val,test}.parquet`` with :data:`PROCESSED_COLUMNS` and
 ``<processed>/data_report.json``. ``image_path`` is relative to the raw directory the tables were
 prepared from (recorded in the report as ``raw_dir``) and empty when the product has no image.
+Rows from a feedback slice (``prepare --feedback``) are relative to it too, through ``..``
+(``../feedback/train/images/image_train/...``): readers join it to the raw directory as is.
 """
 
 from __future__ import annotations

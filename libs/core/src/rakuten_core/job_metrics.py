@@ -13,6 +13,10 @@ replaces the previous run's figures, and no unbounded label (run id, file name) 
   last successful run stay, above all its last-success time, which the "no successful training
   run" alert reads.
 
+The retraining loop (``job=rakuten_retrain``, pushed by ``rakuten-train report-retrain`` at the
+end of each Airflow run) adds its own figures as :class:`ExtraGauge`: whether the challenger was
+promoted, both models' weighted F1 and which check refused it.
+
 A push that fails (no gateway, timeout, refusal) logs a warning and never fails the job: the
 figures are a report on the work, not part of it.
 """
@@ -23,7 +27,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, pushadd_to_gateway
@@ -33,7 +37,18 @@ logger = logging.getLogger(__name__)
 JOB_TRAIN = "rakuten_train"
 JOB_EVALUATE = "rakuten_evaluate"
 JOB_PREDICT = "rakuten_predict"
-JOBS = frozenset({JOB_TRAIN, JOB_EVALUATE, JOB_PREDICT})
+JOB_RETRAIN = "rakuten_retrain"
+JOBS = frozenset({JOB_TRAIN, JOB_EVALUATE, JOB_PREDICT, JOB_RETRAIN})
+
+
+@dataclass(frozen=True)
+class ExtraGauge:
+    """A job-specific figure: name, help, value and a few bounded labels."""
+
+    name: str
+    help: str
+    value: float
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -45,6 +60,7 @@ class JobRun:
     weighted_f1: float | None = None
     model_name: str | None = None
     model_version: str | None = None
+    extra: list[ExtraGauge] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.job not in JOBS:
@@ -77,6 +93,10 @@ def success_registry(run: JobRun, *, duration_s: float, finished_at: float) -> C
             ["model_name", "model_version"],
             registry=registry,
         ).labels(model_name=run.model_name or "", model_version=run.model_version or "").set(1)
+    for extra in run.extra:
+        names = [k for k, _ in extra.labels]
+        gauge = Gauge(extra.name, extra.help, names, registry=registry)
+        (gauge.labels(**dict(extra.labels)) if names else gauge).set(extra.value)
     return registry
 
 

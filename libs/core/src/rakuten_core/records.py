@@ -11,6 +11,11 @@ prediction is still queued for writing. The drift feature columns (``text_length
 ``has_description``, ``has_image``, ``image_brightness``) are nullable because rows written
 before migration 0002 lack them; :func:`prediction_features` maps a row to the drift module's
 features.
+``image_sha256`` names the image's file in serve's image store when it is on
+(:mod:`rakuten_core.stored_images`; indexed since migration 0003), which is how the feedback
+export finds the picture of a labelled prediction.
+``shadow_predictions`` holds the challenger's answers to requests scored in shadow (serve's
+``RAKUTEN_SHADOW_SHARE``), keyed by the same request id.
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ class Prediction(Base):
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     productid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     imageid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     image_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
     prdtypecode: Mapped[int] = mapped_column(Integer, index=True)
     probability: Mapped[float] = mapped_column(Float)
@@ -69,6 +74,29 @@ class Prediction(Base):
     has_description: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     has_image: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     image_brightness: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ShadowPrediction(Base):
+    """The challenger's answer to a request the champion answered (serve's shadow mode).
+
+    One row per shadowed request, keyed like its ``predictions`` row (``request_id``, no foreign
+    key: the two rows are written by different background writers, in either order). The
+    champion's code and confidence are copied here so agreement is one table scan, and live
+    accuracy of both models on the same requests is one join with ``feedback``.
+    """
+
+    __tablename__ = "shadow_predictions"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    champion_model_version: Mapped[str] = mapped_column(String(100))
+    champion_prdtypecode: Mapped[int] = mapped_column(Integer)
+    champion_probability: Mapped[float] = mapped_column(Float)
+    challenger_model_name: Mapped[str] = mapped_column(String(100))
+    challenger_model_version: Mapped[str] = mapped_column(String(100), index=True)
+    challenger_prdtypecode: Mapped[int] = mapped_column(Integer)
+    challenger_probability: Mapped[float] = mapped_column(Float)
+    challenger_latency_ms: Mapped[float] = mapped_column(Float)
 
 
 class Feedback(Base):

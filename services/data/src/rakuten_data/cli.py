@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -162,6 +163,10 @@ def prepare_command(
     ] = 1,
     workers: Annotated[int, typer.Option(min=1, help="Threads decoding images.")] = 2,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    feedback: Annotated[
+        Path | None,
+        typer.Option(help="Feedback slice (export-feedback): its rows join train/val only."),
+    ] = None,
 ) -> None:
     """Validate the raw data, clean texts, split train/val/test, write parquet + report."""
     _setup()
@@ -175,7 +180,7 @@ def prepare_command(
     )
     started = time.perf_counter()
     try:
-        report = prepare(raw, out, options)
+        report = prepare(raw, out, options, feedback)
     except PreparationError as exc:
         typer.echo(f"error: {exc}", err=True)
         typer.echo("all issues found (also in the report):", err=True)
@@ -184,6 +189,12 @@ def prepare_command(
     except RakutenError as exc:
         raise _exit_for(exc) from None
     splits = ", ".join(f"{name} {s.rows}" for name, s in report.splits.items())
+    if report.feedback is not None:
+        typer.echo(
+            f"feedback slice {report.feedback.slice_id}: {report.feedback.train} rows to train, "
+            f"{report.feedback.val} to val, {report.feedback.dropped_in_test} dropped "
+            "(products of the test split)"
+        )
     typer.echo(
         f"prepared {report.rows} of {report.raw_rows} rows from {raw} into {out} ({splits}); "
         f"images: {report.images.present} readable, {report.images.missing} missing, "
@@ -191,3 +202,107 @@ def prepare_command(
         f"fingerprint {report.fingerprint[:12]}; {time.perf_counter() - started:.1f}s"
     )
     _echo_report(report)
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(f"--since {value!r} is not an ISO 8601 date or time") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@app.command(name="export-feedback")
+def export_feedback_command(
+    database_url: Annotated[
+        str,
+        typer.Option(
+            envvar="RAKUTEN_DATABASE_URL",
+            show_envvar=True,
+            show_default=False,
+            help="serve's database (SQLAlchemy URL; put a password in the environment, not argv).",
+        ),
+    ],
+    images_dir: Annotated[
+        Path, typer.Option(help="serve's image store (RAKUTEN_IMAGE_STORE_DIR).")
+    ],
+    out: Annotated[Path, typer.Option(help="The slice folder (replaced).")] = Path("data/feedback"),
+    since: Annotated[
+        str | None, typer.Option(help="Only feedback given at or after this ISO 8601 time (UTC).")
+    ] = None,
+    holdout_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.99, help="Most recent share kept out of training (gate)."),
+    ] = 0.2,
+) -> None:
+    """Export labelled feedback (text, stored image, true code) as a slice in the raw layout."""
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415  (only this command needs it)
+
+    from rakuten_data.feedback_export import export_feedback, open_database  # noqa: PLC0415
+
+    _setup()
+    started = time.perf_counter()
+    try:
+        engine = open_database(database_url)
+        try:
+            manifest = export_feedback(
+                engine,
+                images_dir=images_dir,
+                out=out,
+                since=_since(since),
+                holdout_share=holdout_share,
+            )
+        finally:
+            engine.dispose()
+    except RakutenError as exc:
+        raise _exit_for(exc) from None
+    except SQLAlchemyError as exc:  # unreachable server, refused login: never the URL itself
+        typer.echo(f"error: the database cannot be read ({type(exc).__name__})", err=True)
+        raise typer.Exit(EXIT_RUNTIME) from None
+    if manifest.counts["rows"] == 0:
+        logger.warning("no usable feedback: wrote an empty slice to %s", out)
+    typer.echo(
+        f"feedback slice {manifest.slice_id} in {out}: {manifest.train.rows} train rows, "
+        f"{manifest.holdout.rows} holdout rows ({manifest.counts['without_image']} without "
+        f"image) from {manifest.counts['feedback_rows']} feedback rows; "
+        f"{time.perf_counter() - started:.1f}s"
+    )
+    for item in manifest.issues:
+        typer.echo(f"  {item.severity:<7} [{item.code}] {item.message}")
+
+
+@app.command(name="verify-feedback")
+def verify_feedback_command(
+    feedback: Annotated[Path, typer.Option(help="The slice folder.")] = Path("data/feedback"),
+) -> None:
+    """Check a slice against its manifest; an absent or empty folder gets an empty slice.
+
+    The DVC stage `feedback`: an exported slice enters the pipeline only intact, and a
+    pipeline without feedback runs as before (prepare reads an empty slice as no feedback).
+    """
+    from rakuten_data.feedback_export import RULES  # noqa: PLC0415
+    from rakuten_data.feedback_slice import verify_slice, write_slice  # noqa: PLC0415
+
+    _setup()
+    try:
+        manifest = verify_slice(feedback)
+        if manifest is None:
+            manifest = write_slice(
+                feedback,
+                train=[],
+                holdout=[],
+                since=None,
+                holdout_share=0.0,
+                rules=RULES,
+                counts={"feedback_rows": 0, "rows": 0},
+                issues=[],
+            )
+            typer.echo(f"no feedback slice in {feedback}: wrote an empty one")
+    except RakutenError as exc:
+        raise _exit_for(exc) from None
+    typer.echo(
+        f"feedback slice {manifest.slice_id} in {feedback} is intact: "
+        f"{manifest.train.rows} train rows, {manifest.holdout.rows} holdout rows"
+    )

@@ -19,6 +19,7 @@ from rakuten_core.categories import CODES, CategoryIndex
 from rakuten_core.errors import DataValidationError
 from rakuten_core.text import product_text
 from rakuten_data import validate
+from rakuten_data.feedback_prepare import load_feedback
 from rakuten_data.images import check_images
 from rakuten_data.report import DataReport, FileDigest, Issue, SplitSummary, issue
 from rakuten_data.split import stratified_split, unsplittable_classes
@@ -151,8 +152,13 @@ def _summary(table: pd.DataFrame) -> SplitSummary:
     )
 
 
-def prepare(raw: Path, out: Path, options: PrepareOptions) -> DataReport:
+def prepare(
+    raw: Path, out: Path, options: PrepareOptions, feedback: Path | None = None
+) -> DataReport:
     """Validate ``raw``, write ``out/{train,val,test}.parquet`` and ``out/data_report.json``.
+
+    ``feedback``: a slice written by ``export-feedback`` whose training rows join train and val
+    (:mod:`rakuten_data.feedback_prepare`); the test split is the same with or without it.
 
     Raises:
         PreparationError: an error-level issue; the failed report is still written to ``out``.
@@ -220,16 +226,36 @@ def prepare(raw: Path, out: Path, options: PrepareOptions) -> DataReport:
         test_size=options.test_size,
         seed=options.seed,
     )
+    parts = {name: frame.iloc[positions[name]] for name in dataset.SPLITS}
+    if feedback is not None:
+        extra = load_feedback(
+            feedback,
+            raw,
+            test=parts["test"],
+            trainval=pd.concat([parts["train"], parts["val"]]),
+            val_size=options.val_size,
+            seed=options.seed,
+            issues=issues,
+            workers=options.workers,
+        )
+        if report.errors:
+            raise _fail(report, out)
+        if extra is not None:
+            parts["train"] = pd.concat([parts["train"], extra.train])
+            parts["val"] = pd.concat([parts["val"], extra.val])
+            report.feedback = extra.summary
+            report.fingerprint = fingerprint(
+                report.inputs + extra.inputs, f"{images.sha256}+{extra.images_sha256}"
+            )
     for name in dataset.SPLITS:
-        table = _table(frame.iloc[positions[name]])
+        table = _table(parts[name])
         tmp = out / f".{name}.parquet.tmp"
         table.to_parquet(tmp, index=False, engine="pyarrow")
         tmp.replace(out / f"{name}.parquet")
         report.splits[name] = _summary(table)
-    report.rows = len(frame)
-    report.class_counts = {
-        str(c): int(n) for c, n in frame[dataset.LABEL_COLUMN].value_counts().sort_index().items()
-    }
+    labels = pd.concat([parts[name][dataset.LABEL_COLUMN] for name in dataset.SPLITS])
+    report.rows = len(labels)
+    report.class_counts = {str(c): int(n) for c, n in labels.value_counts().sort_index().items()}
     report.write(out / dataset.REPORT_FILE)
     logger.info(
         "prepared %d rows from %s: %s; %d warnings",

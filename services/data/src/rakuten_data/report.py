@@ -57,6 +57,18 @@ class SplitSummary(BaseModel):
     per_class: dict[str, int]
 
 
+class FeedbackSummary(BaseModel):
+    """What ``prepare --feedback`` took from a feedback slice (train and val only)."""
+
+    dir: str
+    slice_id: str
+    slice_rows: int = Field(description="Training rows in the slice (its holdout never comes).")
+    dropped_in_test: int = Field(description="Rows describing a product of the test split.")
+    train: int
+    val: int
+    images_sha256: str = ""
+
+
 class DataReport(BaseModel):
     """Everything ``prepare`` learnt about the raw data and what it wrote."""
 
@@ -74,6 +86,9 @@ class DataReport(BaseModel):
     class_counts: dict[str, int] = Field(default_factory=dict)
     splits: dict[str, SplitSummary] = Field(default_factory=dict)
     issues: list[Issue] = Field(default_factory=list)
+    feedback: FeedbackSummary | None = Field(
+        default=None, description="Absent without feedback (the report is then as before)."
+    )
 
     @property
     def errors(self) -> list[Issue]:
@@ -85,7 +100,8 @@ class DataReport(BaseModel):
 
     def write(self, path: Path) -> None:
         """Write the report as indented JSON (stable key order, trailing newline)."""
-        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        exclude = {"feedback"} if self.feedback is None else None
+        path.write_text(self.model_dump_json(indent=2, exclude=exclude) + "\n", encoding="utf-8")
 
 
 def issue(

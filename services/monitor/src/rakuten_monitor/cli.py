@@ -1,6 +1,8 @@
-"""``rakuten-monitor``: the long-running metrics server, or a one-shot HTML drift report.
+"""``rakuten-monitor``: the long-running metrics server, a one-shot HTML drift report, and the
+alert webhook that turns Alertmanager's drift/quality alerts into retraining runs.
 
-Exit codes: 0 success, 1 runtime failure (database unreachable, bundle without a reference).
+Exit codes: 0 success, 1 runtime failure (database unreachable, bundle without a reference,
+a missing or unusable secret file of the webhook).
 """
 
 from __future__ import annotations
@@ -69,3 +71,37 @@ def report(
     if snapshot.reference_error:
         typer.echo(f"error: no drift reference: {snapshot.reference_error}", err=True)
         raise typer.Exit(1)
+
+
+@app.command("alert-webhook")
+def alert_webhook(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address [RAKUTEN_ALERT_WEBHOOK_HOST].")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port [RAKUTEN_ALERT_WEBHOOK_PORT].")
+    ] = None,
+) -> None:
+    """Receive Alertmanager's notifications; trigger the retraining DAG on drift/quality."""
+    import uvicorn  # noqa: PLC0415
+
+    from rakuten_core.errors import ConfigurationError  # noqa: PLC0415
+    from rakuten_monitor.alert_webhook import create_webhook_app  # noqa: PLC0415
+    from rakuten_monitor.webhook_settings import WebhookSettings  # noqa: PLC0415
+
+    settings = WebhookSettings()
+    updates = {"alert_webhook_host": host, "alert_webhook_port": port}
+    settings = settings.model_copy(update={k: v for k, v in updates.items() if v is not None})
+    configure_logging("alert-webhook", log_dir=settings.log_dir, level=settings.log_level)
+    try:
+        webhook = create_webhook_app(settings)
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    uvicorn.run(
+        webhook,
+        host=settings.alert_webhook_host,
+        port=settings.alert_webhook_port,
+        log_config=None,
+        access_log=False,
+    )

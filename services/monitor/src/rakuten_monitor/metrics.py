@@ -12,6 +12,13 @@ a figure without enough data behind it is simply not exported (absent, never 0):
   (true counts, 0 included), after the first successful read of the database;
 - ``rakuten_live_accuracy``, ``rakuten_live_weighted_f1``: over the window's feedback; absent
   below ``RAKUTEN_MONITOR_MIN_FEEDBACK`` rows;
+- ``rakuten_shadow_window_predictions{challenger_version}``,
+  ``rakuten_shadow_feedback_window{challenger_version}``: requests scored in shadow by the
+  current challenger in the window, and feedback rows on them (when serve runs a challenger);
+- ``rakuten_shadow_agreement{challenger_version}``: share of them where the challenger agreed
+  with the champion; absent below ``RAKUTEN_MONITOR_MIN_PREDICTIONS`` rows;
+- ``rakuten_shadow_live_accuracy{role, challenger_version}``: accuracy of the champion and of
+  the challenger on the same feedback; absent below ``RAKUTEN_MONITOR_MIN_FEEDBACK`` rows;
 - ``rakuten_monitor_last_success_timestamp_seconds``: end of the last fully successful run;
 - ``rakuten_monitor_runs_total{outcome}``: runs by outcome, ``success`` or ``error`` (database
   unreachable, bundle or reference unreadable).
@@ -26,6 +33,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from rakuten_core.drift import FEATURES
+from rakuten_monitor.shadow import ShadowFigures
 from rakuten_monitor.snapshot import Snapshot
 
 OUTCOMES = ("success", "error")
@@ -90,6 +98,42 @@ class SnapshotCollector(Collector):
                 "Weighted F1 of the window's feedback (true vs predicted codes).",
                 value=snap.weighted_f1,
             )
+        if snap.shadow is not None:
+            yield from _shadow_gauges(snap.shadow)
+
+
+def _shadow_gauges(shadow: ShadowFigures) -> Iterator[GaugeMetricFamily]:
+    """Champion vs challenger over the current challenger's shadow window."""
+    version = [shadow.challenger_version]
+    counts = (
+        (
+            "rakuten_shadow_window_predictions",
+            "Requests scored in shadow in the window.",
+            shadow.predictions,
+        ),
+        ("rakuten_shadow_feedback_window", "Feedback rows on those requests.", shadow.feedback),
+    )
+    for name, documentation, value in counts:
+        family = GaugeMetricFamily(name, documentation, labels=["challenger_version"])
+        family.add_metric(version, value)
+        yield family
+    if shadow.agreement is not None:
+        family = GaugeMetricFamily(
+            "rakuten_shadow_agreement",
+            "Share of shadowed requests where the challenger predicted the champion's code.",
+            labels=["challenger_version"],
+        )
+        family.add_metric(version, shadow.agreement)
+        yield family
+    if shadow.champion_accuracy is not None and shadow.challenger_accuracy is not None:
+        family = GaugeMetricFamily(
+            "rakuten_shadow_live_accuracy",
+            "Accuracy on the feedback of the shadowed requests, per model (role).",
+            labels=["role", "challenger_version"],
+        )
+        family.add_metric(["champion", *version], shadow.champion_accuracy)
+        family.add_metric(["challenger", *version], shadow.challenger_accuracy)
+        yield family
 
 
 def build_registry(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 
 from sqlalchemy import Engine
 
@@ -21,6 +22,7 @@ from rakuten_core.errors import RakutenError
 from rakuten_monitor.metrics import build_registry
 from rakuten_monitor.reference import ModelReference, ReferenceSource
 from rakuten_monitor.settings import MonitorSettings
+from rakuten_monitor.shadow import ShadowFigures, read_shadow
 from rakuten_monitor.snapshot import Snapshot, take_snapshot
 from rakuten_monitor.window import build_engine, read_window
 
@@ -77,6 +79,7 @@ class Monitor:
             min_feedback=self.settings.monitor_min_feedback,
             reference_error=reference_error,
         )
+        snap = replace(snap, shadow=self._shadow())
         with self._lock:
             self._snapshot = snap
             if reference_error is None:
@@ -94,6 +97,20 @@ class Monitor:
             sorted(name for name, r in snap.drift.items() if r.drifted) or "none",
         )
         return snap
+
+    def _shadow(self) -> ShadowFigures | None:
+        """Champion vs challenger; a failure here (e.g. a database before migration 0004) only
+        leaves those gauges out, the drift and live-quality figures still count."""
+        try:
+            return read_shadow(
+                self.engine,
+                self.settings.monitor_window,
+                min_predictions=self.settings.monitor_min_predictions,
+                min_feedback=self.settings.monitor_min_feedback,
+            )
+        except Exception as exc:  # any driver or SQLAlchemy error
+            logger.warning("no shadow figures: %s", _reason(exc))
+            return None
 
     def _failed(self, reason: str) -> None:
         self._runs.labels(outcome="error").inc()

@@ -16,6 +16,7 @@ from rakuten_core.drift import FEATURES, feature_values
 from rakuten_core.drift_stats import DriftResult, compare
 from rakuten_core.scoring import classification_metrics
 from rakuten_monitor.reference import ModelReference
+from rakuten_monitor.shadow import ShadowFigures
 from rakuten_monitor.window import Window
 
 
@@ -34,6 +35,7 @@ class Snapshot:
     weighted_f1: float | None = None
     model: str | None = None
     reference_error: str | None = None
+    shadow: ShadowFigures | None = None  # champion vs challenger, when serve runs one in shadow
 
 
 def take_snapshot(

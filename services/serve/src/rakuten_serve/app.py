@@ -21,11 +21,15 @@ from rakuten_serve.batcher import DirectRunner, MicroBatcher, Runner
 from rakuten_serve.db.engine import build_engine, session_factory
 from rakuten_serve.db.recorder import PredictionRecorder
 from rakuten_serve.errors import install_error_handlers
+from rakuten_serve.image_store import ImageStore
 from rakuten_serve.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from rakuten_serve.predictor import PredictionResult, Predictor, PreparedInput, load_model
+from rakuten_serve.predictor import PredictionResult, Predictor, PreparedInput
 from rakuten_serve.ratelimit import FailedLoginLimit, build_limiter
+from rakuten_serve.reload_board import ReloadBoard
+from rakuten_serve.replica import ReplicaModels
 from rakuten_serve.routers import admin, auth, feedback, health, predict, web
 from rakuten_serve.settings import ServeSettings, get_settings
+from rakuten_serve.shadow import ShadowScorer
 from rakuten_serve.state import ServeState, UserCache
 from rakuten_serve.telemetry import Telemetry, build_telemetry
 
@@ -92,16 +96,23 @@ async def _load_or_warm(state: ServeState) -> None:
         logger.info("injected model warmed up in %.2fs", seconds)
         return
     try:
-        model = await run_in_threadpool(
-            load_model,
-            settings.model_path,
-            cache_dir=settings.model_cache_dir,
-            warm_up_batch=warm_batch,
-        )
+        # the model last published to the replica's workers, else RAKUTEN_MODEL_PATH
+        await run_in_threadpool(state.replica.load_startup, "champion")
     except ModelUnavailableError as exc:
         logger.error("no model loaded (%s); /health/ready reports not ready", exc)
-        return
-    state.predictor.reload_with(model)
+
+
+def _image_store(settings: ServeSettings, telemetry: Telemetry) -> ImageStore | None:
+    if settings.image_store_dir is None:
+        return None
+    return ImageStore(
+        settings.image_store_dir,
+        telemetry=telemetry,
+        max_bytes=settings.image_store_max_bytes,
+        retention_days=settings.image_store_retention_days,
+        queue_bytes=settings.image_store_queue_bytes,
+        sweep_interval_s=settings.image_store_sweep_interval_s,
+    )
 
 
 def create_app(
@@ -114,6 +125,8 @@ def create_app(
     limiter = build_limiter(settings, telemetry)
     engine = build_engine(settings.database_url)
     the_predictor = predictor or Predictor(top_k=settings.top_k)
+    board = ReloadBoard(settings.run_dir) if settings.run_dir else None
+    replica = ReplicaModels(settings, champion=the_predictor, telemetry=telemetry, board=board)
     state = ServeState(
         settings=settings,
         signing_key=signing_key,
@@ -134,6 +147,17 @@ def create_app(
         telemetry=telemetry,
         limiter=limiter,
         users=UserCache(settings.user_cache_seconds),
+        image_store=_image_store(settings, telemetry),
+        replica=replica,
+        shadow=ShadowScorer(
+            replica.challenger,
+            engine=engine,
+            telemetry=telemetry,
+            share=settings.shadow_share,
+            queue_size=settings.shadow_queue_size,
+            batch_size=settings.batch_max_size,
+            image_limits=settings.image_limits,
+        ),
     )
 
     @asynccontextmanager
@@ -141,14 +165,22 @@ def create_app(
         await _load_or_warm(state)
         _publish_model(state)
         state.recorder.start()
+        if state.image_store is not None:
+            state.image_store.start()
         await state.runner.start()
+        await run_in_threadpool(state.replica.start)  # the challenger, if any, loads here
+        state.shadow.start()
         heap.freeze()  # after the model and the startup imports: see rakuten_serve.heap
         logger.info("rakuten-serve ready (batching=%s)", settings.batch_enabled)
         try:
             yield
         finally:
             await state.runner.stop()
+            await run_in_threadpool(state.shadow.stop)
+            await run_in_threadpool(state.replica.stop)
             await run_in_threadpool(state.recorder.stop)
+            if state.image_store is not None:
+                await run_in_threadpool(state.image_store.stop)
             state.decode_pool.shutdown(wait=False)
             engine.dispose()
             heap.unfreeze()

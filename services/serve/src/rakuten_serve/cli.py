@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from rakuten_core.errors import ConfigurationError, InvalidInputError
 from rakuten_core.logs import configure_logging
 from rakuten_serve.db.engine import build_engine, session_factory
+from rakuten_serve.reload_board import prepare_run_dir
 from rakuten_serve.settings import ServeSettings, get_settings
 from rakuten_serve.users import SCOPES, create_user, list_users, set_disabled
 
@@ -96,6 +97,8 @@ def run(
         # on 2 cores).
         "timeout_worker_healthcheck": 60,
     }
+    # the reload board the workers share (os.environ: the workers inherit it)
+    settings.run_dir = prepare_run_dir(settings.run_dir)
     multiprocess = settings.metrics_enabled and (
         n_workers > 1 or bool(os.environ.get(MULTIPROC_ENV))
     )

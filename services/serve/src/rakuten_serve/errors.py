@@ -55,6 +55,7 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
     503: "service_unavailable",
+    504: "not_followed",
 }
 
 

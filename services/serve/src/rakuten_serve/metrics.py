@@ -30,6 +30,14 @@ AUTH_FAILURE_REASONS = (
     "insufficient_scope",  # valid token without the scope the route needs (403)
 )
 RELOAD_OUTCOMES = ("success", "failure")
+IMAGE_STORE_OUTCOMES = (
+    "stored",  # written to the image store
+    "duplicate",  # the same bytes were already stored (retention restarted)
+    "failed",  # the write failed (full disk, permissions): the image is not kept
+    "dropped",  # the in-memory write queue was full: the image is not kept
+)
+IMAGE_STORE_EVICTIONS = ("retention", "size")
+SHADOW_DROP_REASONS = ("queue_full", "error")
 
 
 class Metrics:
@@ -153,9 +161,62 @@ class Metrics:
             "Rate-limit storage (Redis) failures; counters fell back to this process's memory.",
             registry=r,
         )
+        self.image_store_writes = Counter(
+            "rakuten_image_store_writes",
+            "Images handed to the image store, by outcome ("
+            + ", ".join(IMAGE_STORE_OUTCOMES)
+            + "); only with RAKUTEN_IMAGE_STORE_DIR.",
+            ["outcome"],
+            registry=r,
+        )
+        self.image_store_evicted = Counter(
+            "rakuten_image_store_evicted",
+            "Images deleted from the image store, by reason (retention, size cap).",
+            ["reason"],
+            registry=r,
+        )
+        self.image_store_bytes = Gauge(
+            "rakuten_image_store_bytes",
+            "Bytes in the image store after its last sweep (the folder is shared by workers).",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.challenger_info = Gauge(
+            "rakuten_challenger_info",
+            "1 for the challenger scored in shadow (name, version), 0 for one replaced.",
+            ["name", "version"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.shadow_predictions = Counter(
+            "rakuten_shadow_predictions",
+            "Requests the challenger scored in shadow, by agreement with the champion's answer.",
+            ["agreement"],
+            registry=r,
+        )
+        self.shadow_latency = Histogram(
+            "rakuten_shadow_inference_duration_seconds",
+            "Duration of one challenger call in shadow (a whole batch), off the request path.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.shadow_dropped = Counter(
+            "rakuten_shadow_dropped",
+            "Sampled requests not scored in shadow, by reason (queue_full, error).",
+            ["reason"],
+            registry=r,
+        )
         # Series of bounded label sets exist from the start, so rate() and alerts see a 0
         # before the first event instead of no data.
         for reason in AUTH_FAILURE_REASONS:
             self.auth_failures.labels(reason=reason)
         for outcome in RELOAD_OUTCOMES:
             self.model_reloads.labels(outcome=outcome)
+        for outcome in IMAGE_STORE_OUTCOMES:
+            self.image_store_writes.labels(outcome=outcome)
+        for reason in IMAGE_STORE_EVICTIONS:
+            self.image_store_evicted.labels(reason=reason)
+        for agreement in ("true", "false"):
+            self.shadow_predictions.labels(agreement=agreement)
+        for reason in SHADOW_DROP_REASONS:
+            self.shadow_dropped.labels(reason=reason)

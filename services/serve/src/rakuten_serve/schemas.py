@@ -170,13 +170,32 @@ class ModelInfo(BaseModel):
 class ReloadRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"model": "models:/rakuten-multimodal@champion"}, {}]},
+        json_schema_extra={
+            "examples": [
+                {"model": "models:/rakuten-multimodal@champion"},
+                {"model": "models:/rakuten-multimodal@challenger", "role": "challenger"},
+                {},
+            ]
+        },
     )
 
     model: str | None = Field(
         default=None,
-        description="Bundle path or models:/name@alias; default: RAKUTEN_MODEL_PATH.",
+        description="Bundle path or models:/name@alias; default: RAKUTEN_MODEL_PATH "
+        "(RAKUTEN_CHALLENGER_MODEL_PATH for the challenger).",
     )
+    role: Literal["champion", "challenger"] = Field(
+        default="champion",
+        description="Which model to replace: the champion answers, the challenger is scored "
+        "in shadow on RAKUTEN_SHADOW_SHARE of the requests.",
+    )
+
+
+class WorkerModelInfo(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    pid: int = Field(description="Process id of the worker.")
+    model_version: str | None = Field(description="Version the worker serves for the role.")
 
 
 class ReloadResponse(BaseModel):
@@ -198,6 +217,11 @@ class ReloadResponse(BaseModel):
                         "git_commit": "69a6430",
                         "num_classes": 27,
                     },
+                    "role": "champion",
+                    "workers": [
+                        {"pid": 41, "model_version": "3"},
+                        {"pid": 42, "model_version": "3"},
+                    ],
                 }
             ]
         },
@@ -205,6 +229,11 @@ class ReloadResponse(BaseModel):
 
     previous_version: str | None
     model: ModelInfo
+    role: Literal["champion", "challenger"] = "champion"
+    workers: list[WorkerModelInfo] = Field(
+        description="Every live worker of this replica and the version it now serves for the "
+        "role (all equal to `model.model_version` when the answer is 200)."
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -54,6 +54,30 @@ class ServeSettings(RakutenSettings):
         default=Path("data/serve-models"), description="Where MLflow bundles are downloaded."
     )
     top_k: int = Field(default=5, ge=1, le=27)
+    challenger_model_path: str = Field(
+        default="",
+        description="The challenger scored in shadow beside the champion (bundle directory or "
+        "models:/name@challenger); empty: no challenger.",
+    )
+    shadow_share: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Share of requests the challenger also scores."
+    )
+    shadow_queue_size: int = Field(
+        default=256, ge=1, description="Requests waiting for the challenger; more are dropped."
+    )
+
+    # --- reload across the workers of a replica (rakuten_serve.reload_board)
+    run_dir: Path | None = Field(
+        default=None,
+        description="Directory shared by the workers of one replica, where a reload is "
+        "published to all of them; `rakuten-serve run` makes a fresh one when unset.",
+    )
+    reload_timeout_s: float = Field(
+        default=120.0, gt=0, description="How long a reload waits for every worker to follow."
+    )
+    reload_poll_s: float = Field(
+        default=0.5, gt=0, le=10, description="How often a worker checks for a published reload."
+    )
 
     # --- rate limits (slowapi / limits syntax: "10/minute", "100 per hour", "5/second")
     predict_rate_limit: str = "10/minute"
@@ -86,6 +110,27 @@ class ServeSettings(RakutenSettings):
     record_retry_initial_s: float = Field(default=0.5, gt=0)
     record_retry_max_s: float = Field(default=30.0, gt=0)
 
+    # --- image store (docs/serving.md "Image store": what is kept, for how long, how to purge)
+    image_store_dir: Path | None = Field(
+        default=None,
+        description="Keep every image sent to /predict under this folder, named by its SHA-256, "
+        "so feedback becomes a labelled example (rakuten-data export-feedback). Unset: off.",
+    )
+    image_store_max_bytes: int = Field(
+        default=5 * 1024**3, gt=0, description="Size cap of the store; oldest images go first."
+    )
+    image_store_retention_days: float = Field(
+        default=30.0, gt=0, description="Images not received again for this long are deleted."
+    )
+    image_store_queue_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="Images waiting to be written, per process; beyond it an image is not kept.",
+    )
+    image_store_sweep_interval_s: float = Field(
+        default=300.0, gt=0, description="How often retention and the size cap are applied."
+    )
+
     # --- monitoring
     metrics_enabled: bool = Field(
         default=True,
@@ -113,6 +158,12 @@ class ServeSettings(RakutenSettings):
         if isinstance(value, str):
             return frozenset(part.strip().upper() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("image_store_dir", mode="before")
+    @classmethod
+    def _empty_means_off(cls, value: object) -> object:
+        # RAKUTEN_IMAGE_STORE_DIR= (compose's way to turn it off) must not mean the cwd
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _check_limits(self) -> ServeSettings:

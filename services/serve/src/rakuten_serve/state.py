@@ -16,8 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rakuten_serve.batcher import Runner
 from rakuten_serve.db.recorder import PredictionRecorder
+from rakuten_serve.image_store import ImageStore
 from rakuten_serve.predictor import PredictionResult, Predictor, PreparedInput
+from rakuten_serve.replica import ReplicaModels
 from rakuten_serve.settings import ServeSettings
+from rakuten_serve.shadow import ShadowScorer
 from rakuten_serve.telemetry import Telemetry
 from rakuten_serve.tokens import TokenClaims
 from rakuten_serve.users import UserInfo
@@ -110,9 +113,12 @@ class ServeState:
     telemetry: Telemetry
     limiter: Limiter
     users: UserCache
+    replica: ReplicaModels
+    shadow: ShadowScorer
     tokens: TokenCache = field(default_factory=TokenCache)
     decode_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
     )
     started_at: float = field(default_factory=time.monotonic)
     warm_up_sizes: Sequence[int] = ()
+    image_store: ImageStore | None = None  # RAKUTEN_IMAGE_STORE_DIR set

@@ -98,6 +98,21 @@ class Telemetry:
     def model_reloaded(self, *, success: bool) -> None:
         return None
 
+    def image_store_write(self, outcome: str) -> None:
+        """``outcome`` is one of :data:`rakuten_serve.metrics.IMAGE_STORE_OUTCOMES`."""
+
+    def image_store_swept(self, *, expired: int, evicted: int, size_bytes: int, files: int) -> None:
+        return None
+
+    def challenger_loaded(self, *, name: str, version: str) -> None:
+        """A challenger is scored in shadow: its identity becomes 1, the one it replaced 0."""
+
+    def shadow_scored(self, *, agreed: Sequence[bool], seconds: float) -> None:
+        """One challenger call in shadow: per request, whether it agreed with the champion."""
+
+    def shadow_dropped(self, reason: str, count: int = 1) -> None:
+        """``reason`` is one of :data:`rakuten_serve.metrics.SHADOW_DROP_REASONS`."""
+
 
 class PrometheusTelemetry(Telemetry):
     """Reports the API's events as Prometheus metrics (see :mod:`rakuten_serve.metrics`)."""
@@ -107,6 +122,7 @@ class PrometheusTelemetry(Telemetry):
     def __init__(self) -> None:
         self._m = Metrics()
         self._model_labels: tuple[str, str, str, str] | None = None
+        self._challenger_labels: tuple[str, str] | None = None
         directory = multiprocess_dir()
         self.multiprocess = directory is not None
         if directory is None:
@@ -205,6 +221,33 @@ class PrometheusTelemetry(Telemetry):
 
     def model_reloaded(self, *, success: bool) -> None:
         self._m.model_reloads.labels(outcome="success" if success else "failure").inc()
+
+    # --- image store
+    def image_store_write(self, outcome: str) -> None:
+        """``outcome`` is one of :data:`rakuten_serve.metrics.IMAGE_STORE_OUTCOMES`."""
+        self._m.image_store_writes.labels(outcome=outcome).inc()
+
+    def image_store_swept(self, *, expired: int, evicted: int, size_bytes: int, files: int) -> None:
+        self._m.image_store_evicted.labels(reason="retention").inc(expired)
+        self._m.image_store_evicted.labels(reason="size").inc(evicted)
+        self._m.image_store_bytes.set(size_bytes)
+
+    # --- the challenger in shadow
+    def challenger_loaded(self, *, name: str, version: str) -> None:
+        labels = (name, version)
+        if self._challenger_labels is not None and self._challenger_labels != labels:
+            self._m.challenger_info.labels(*self._challenger_labels).set(0)
+        self._m.challenger_info.labels(*labels).set(1)
+        self._challenger_labels = labels
+
+    def shadow_scored(self, *, agreed: Sequence[bool], seconds: float) -> None:
+        self._m.shadow_latency.observe(seconds)
+        same = sum(agreed)
+        self._m.shadow_predictions.labels(agreement="true").inc(same)
+        self._m.shadow_predictions.labels(agreement="false").inc(len(agreed) - same)
+
+    def shadow_dropped(self, reason: str, count: int = 1) -> None:
+        self._m.shadow_dropped.labels(reason=reason).inc(count)
 
 
 def build_telemetry(*, enabled: bool) -> Telemetry:

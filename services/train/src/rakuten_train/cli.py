@@ -1,4 +1,5 @@
-"""``rakuten-train``: train (fit + evaluate + bundle + MLflow + registry) and evaluate-only.
+"""``rakuten-train``: train (fit + evaluate + bundle + MLflow + registry), evaluate-only, and
+the retraining loop's register / gate / promote / report-retrain (:mod:`rakuten_train.loop_cli`).
 
 Paths, the MLflow experiment, the registered model name and the Pushgateway come from
 :class:`rakuten_train.settings.TrainSettings` (``RAKUTEN_*`` variables or ``.env``); a flag given
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from rakuten_train.loop_cli import add_loop_commands
 
 if TYPE_CHECKING:
     from rakuten_train.settings import TrainSettings
@@ -81,8 +84,12 @@ def train(
         typer.Option(help="MLflow experiment [$RAKUTEN_MLFLOW_EXPERIMENT or rakuten-train]."),
     ] = None,
     register: Annotated[
-        bool, typer.Option(help="Register in the MLflow registry and maybe promote.")
-    ] = True,
+        bool | None,
+        typer.Option(
+            help="Register in the MLflow registry and maybe promote [$RAKUTEN_TRAIN_REGISTER, "
+            "true]; the retraining DAG turns it off and lets its gate promote."
+        ),
+    ] = None,
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow URI (default: $MLFLOW_TRACKING_URI or sqlite).")
     ] = None,
@@ -125,7 +132,7 @@ def train(
                 bundle_out=bundle_out or settings.bundle_dir,
                 reports=reports,
                 experiment=experiment or settings.mlflow_experiment,
-                register=register,
+                register=settings.train_register if register is None else register,
                 tracking_uri=tracking_uri or settings.mlflow_tracking_uri,
                 verbose=2 if verbose else 0,
             )
@@ -193,6 +200,9 @@ def evaluate(
         f"image-only {m['image_only_weighted_f1']:.4f}), macro F1 {m['macro_f1']:.4f}, "
         f"accuracy {m['accuracy']:.4f} on {m['n']} test rows; reports in {reports}"
     )
+
+
+add_loop_commands(app)
 
 
 def main() -> None:  # pragma: no cover  (entry point)

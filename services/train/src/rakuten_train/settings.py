@@ -30,6 +30,12 @@ class TrainSettings(JobSettings):
         description="Registry name of the model; replaces params.yaml's registry.model_name "
         "(--set registry.model_name=... still wins).",
     )
+    train_register: bool = Field(
+        default=True,
+        description="train registers its model and promotes it by registry.promotion_margin; "
+        "false (the retraining DAG) only logs the run: `rakuten-train register` and the gate "
+        "take it from there.",
+    )
     params_file: Path = Path("params.yaml")
     raw_dir: Path = Path("data/raw")
     processed_dir: Path = Path("data/processed")

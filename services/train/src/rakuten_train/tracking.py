@@ -22,11 +22,13 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
+from rakuten_train import aliases
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+CHAMPION = aliases.CHAMPION
+CHALLENGER = aliases.CHALLENGER
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 
 

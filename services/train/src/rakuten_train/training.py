@@ -173,6 +173,7 @@ def train(
         if track:
             mlflow.log_artifacts(str(reports), artifact_path="reports")
             model_uri = tracking.log_bundle_model(bundle_out)
+            mlflow.set_tag("model_uri", model_uri)  # what `rakuten-train register` registers
         if track and register:
             promotion = tracking.register_and_promote(
                 model_uri,

@@ -200,6 +200,9 @@ def build_router(limiter: Limiter, settings: ServeSettings) -> APIRouter:
                 response=out,
             )
         )
+        if state.image_store is not None and data is not None and prepared.image_sha256:
+            state.image_store.submit(data, prepared.image_sha256)  # queued; written off-path
+        state.shadow.offer(out, prepared, product, data)  # a queue put; scored after the answer
         return out
 
     return router
