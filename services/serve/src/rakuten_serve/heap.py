@@ -28,8 +28,11 @@ def freeze() -> None:
 def refreeze() -> None:
     """After a model swap: collect once (the old model's cycles), then freeze the new heap.
 
-    One full collection (a pause of up to about a second on 2 cores), once per reload.
+    One full collection (a pause of up to about a second on 2 cores), once per reload. Does
+    nothing when the heap is not frozen (an app used without its lifespan, as in some tests).
     """
+    if gc.get_freeze_count() == 0:
+        return
     started = time.perf_counter()
     gc.unfreeze()
     gc.collect()
