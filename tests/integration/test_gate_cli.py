@@ -115,11 +115,11 @@ def test_the_loop_commands_register_gate_and_promote(models: Models) -> None:
     assert document["alerts"] == ["RakutenDriftAboveThreshold"]
     promoted = models.invoke("promote", "--version", "1", "--expect-champion", "")
     assert promoted.exit_code == 0, promoted.output
-    assert client.get_model_version_by_alias(NAME, "champion").version == "1"
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
 
     second = _json(models.invoke("register", "--bundle", str(models.good)))
     assert second["version"] == "2"
-    assert client.get_model_version_by_alias(NAME, "challenger").version == "2"
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "2"
     args = ["gate", "--version", "2", "--data", str(models.data.processed),
             "--raw", str(models.data.raw), "--holdout", str(models.holdout),
             "--set", "holdout_min_rows=20"]  # fmt: skip
@@ -142,7 +142,7 @@ def test_the_loop_commands_register_gate_and_promote(models: Models) -> None:
 
     moved = models.invoke("promote", "--version", "2", "--expect-champion", "7")
     assert moved.exit_code == 2 and "champion moved" in moved.output
-    assert client.get_model_version_by_alias(NAME, "champion").version == "1"
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
     assert models.invoke("gate", "--version", "9").exit_code == 2  # unknown version
     assert models.invoke("gate", "--version", "2", "--set", "nope=1").exit_code == 2
 
