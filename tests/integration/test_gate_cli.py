@@ -64,7 +64,7 @@ def _holdout(root: Path) -> Path:
     from rakuten_data.sample import SampleSpec, write_sample
 
     generated = root / "holdout-raw"
-    write_sample(generated, SampleSpec(train_rows=120, test_rows=10, seed=99), label_table=None)
+    write_sample(generated, SampleSpec(train_rows=170, test_rows=10, seed=99), label_table=None)
     holdout = root / "feedback" / "holdout"
     holdout.mkdir(parents=True)
     shutil.copy(generated / "X_train_update.csv", holdout / "X_feedback.csv")
@@ -109,17 +109,17 @@ def test_the_loop_commands_register_gate_and_promote(models: Models) -> None:
     assert gate.exit_code == 0, gate.output + repr(gate.exception)
     document = json.loads(gate_file.read_text())
     assert document["decision"] == "promote" and document["champion"] is None
-    assert document["checks"]["holdout"]["rows"] == 120
-    assert document["checks"]["holdout"]["skipped"] is True  # 120 rows < 500
-    assert "120 rows < holdout_min_rows 500" in document["reason"]
+    assert document["checks"]["holdout"]["rows"] == 170
+    assert document["checks"]["holdout"]["skipped"] is True  # 170 rows < 500
+    assert "170 rows < holdout_min_rows 500" in document["reason"]
     assert document["alerts"] == ["RakutenDriftAboveThreshold"]
     promoted = models.invoke("promote", "--version", "1", "--expect-champion", "")
     assert promoted.exit_code == 0, promoted.output
-    assert client.get_model_version_by_alias(NAME, "champion").version == "1"
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
 
     second = _json(models.invoke("register", "--bundle", str(models.good)))
     assert second["version"] == "2"
-    assert client.get_model_version_by_alias(NAME, "challenger").version == "2"
+    assert str(client.get_model_version_by_alias(NAME, "challenger").version) == "2"
     args = ["gate", "--version", "2", "--data", str(models.data.processed),
             "--raw", str(models.data.raw), "--holdout", str(models.holdout),
             "--set", "holdout_min_rows=20"]  # fmt: skip
@@ -127,11 +127,11 @@ def test_the_loop_commands_register_gate_and_promote(models: Models) -> None:
     assert passed.exit_code == 0, passed.output + repr(passed.exception)
     document = json.loads((models.root / "gate-2.json").read_text())
     holdout = document["checks"]["holdout"]
-    assert holdout["skipped"] is False and holdout["rows"] == 120
+    assert holdout["skipped"] is False and holdout["rows"] == 170
     assert holdout["challenger_f1"] is not None and holdout["champion_f1"] is not None
     run = client.get_run(str(second["run_id"])).data
     assert run.tags["gate.decision"] == "promote"
-    assert run.metrics["gate.holdout.rows"] == 120.0
+    assert run.metrics["gate.holdout.rows"] == 170.0
 
     out = str(models.root / "g3.json")
     refused = models.invoke(*args, "--set", "test_margin=0.9", "--out", out)
@@ -142,7 +142,7 @@ def test_the_loop_commands_register_gate_and_promote(models: Models) -> None:
 
     moved = models.invoke("promote", "--version", "2", "--expect-champion", "7")
     assert moved.exit_code == 2 and "champion moved" in moved.output
-    assert client.get_model_version_by_alias(NAME, "champion").version == "1"
+    assert str(client.get_model_version_by_alias(NAME, "champion").version) == "1"
     assert models.invoke("gate", "--version", "9").exit_code == 2  # unknown version
     assert models.invoke("gate", "--version", "2", "--set", "nope=1").exit_code == 2
 

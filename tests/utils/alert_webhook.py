@@ -24,7 +24,7 @@ def webhook_settings(tmp_path: Path, airflow_url: str, **overrides: Any) -> Webh
         "airflow_url": airflow_url,
         "airflow_username": "retrain-bot",
         "airflow_password_file": password_file,
-        "airflow_timeout_s": 5,
+        "airflow_timeout_s": 120,  # a loaded machine answers slowly: basic auth hashes
     }
     values.update(overrides)
     return WebhookSettings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -27,7 +27,7 @@ class AirflowClient:
     username: str
     password: str
     dag_id: str
-    timeout_s: float = 10.0
+    timeout_s: float = 30.0
 
     def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = f"{self.base_url}/api/v1/dags/{self.dag_id}/{path}"

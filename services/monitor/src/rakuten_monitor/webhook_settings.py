@@ -37,7 +37,7 @@ class WebhookSettings(RakutenSettings):
         default=None, description="File holding the service account's password."
     )
     airflow_dag_id: str = Field(default="rakuten_retrain", min_length=1)
-    airflow_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    airflow_timeout_s: float = Field(default=30.0, gt=0, le=300)
 
     @field_validator("airflow_url")
     @classmethod

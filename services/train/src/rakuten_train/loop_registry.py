@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -56,6 +57,10 @@ def register_challenger(bundle: Path, *, name: str, tracking_uri: str) -> Regist
     run_id = meta.mlflow_run_id
     if not run_id:
         raise InvalidInputError(f"{bundle} was trained without MLflow: nothing to register")
+    # MLflow resolves a logged model's source through its process-wide tracking URI: point it
+    # at the same store (one command is one process)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     try:
         run = client.get_run(run_id)
