@@ -122,6 +122,9 @@ def _write_env(
         "RAKUTEN_TOKEN_RATE_LIMIT": "30/minute",
         "STACK_POSTGRES_PASSWORD": secret_values["postgres"],
         "STACK_GRAFANA_ADMIN_PASSWORD": secret_values["grafana"],
+        # required by the file even though Airflow (profile orchestration) is not started here
+        "STACK_AIRFLOW_ADMIN_PASSWORD": secret_values["airflow_admin"],
+        "STACK_AIRFLOW_SECRET_KEY": secret_values["airflow_secret_key"],
         "STACK_DATA_SOURCE": "sample",
         "STACK_SAMPLE_TRAIN_ROWS": "600",
         "STACK_SAMPLE_TEST_ROWS": "40",
@@ -228,6 +231,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "grafana": secrets.token_hex(12),
         "user": secrets.token_urlsafe(18),
         "user2": secrets.token_urlsafe(18),
+        "airflow_admin": secrets.token_urlsafe(18),
+        "airflow_secret_key": secrets.token_urlsafe(32),
     }
     env_file = root / "env"
     _write_env(env_file, logs=logs, tls_dir=cacert.parent, ports=ports, secret_values=secret_values)
