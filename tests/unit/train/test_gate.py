@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from rakuten_train.gate import decide, holdout_check, fixed_split_check
+from rakuten_train.gate import decide, fixed_split_check, holdout_check
 from rakuten_train.gate_params import GateParams, load_gate_params
 
 PARAMS = GateParams(test_margin=0.01, holdout_margin=0.02, holdout_min_rows=50)
