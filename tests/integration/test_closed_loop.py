@@ -74,7 +74,13 @@ from tests.utils.serve_app import (
 )
 
 # a quarter of an hour on a loaded 2-core machine (two trainings, TensorFlow imported ~10 times)
-pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(3600)]
+# long: about 27 min on the 2-core machine, over the CI budget; run with `pytest -m long ...`
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.integration,
+    pytest.mark.long,
+    pytest.mark.timeout(3600),
+]
 
 MODEL = "rakuten-multimodal"
 BOT = "retrain-bot"  # the Airflow service account of the webhook, and serve's admin account
