@@ -151,6 +151,35 @@ def test_images_are_pinned_and_long_running_services_have_healthchecks(
         assert "\nHEALTHCHECK " in path.read_text(), path
 
 
+def _through_first_sync(path: Path) -> str:
+    """A service Dockerfile's instructions up to its first ``RUN uv sync``, comments dropped."""
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
+    text = "\n".join(lines)
+    return text[: text.index("RUN uv sync")]
+
+
+def test_service_images_share_their_dependency_layers() -> None:
+    """Identical instructions on identical parents: the classic builder reuses the layers.
+
+    The five Python services share everything before their first dependency install, and the
+    three TensorFlow images (train, predict, serve) also share that install: one ~2.3 GB layer
+    on disk instead of one per image (the CI machine ran out of disk with a copy each).
+    """
+    services = REPO_ROOT / "services"
+    prefixes = {
+        name: _through_first_sync(services / name / "Dockerfile")
+        for name in ("data", "train", "predict", "serve", "monitor")
+    }
+    common = {text.rsplit("COPY services/", 1)[0] for text in prefixes.values()}
+    assert len(common) == 1, "the service Dockerfiles differ before their first uv sync"
+    tensorflow = {prefixes[name] for name in ("train", "predict", "serve")}
+    assert len(tensorflow) == 1
+    for name in ("train", "predict", "serve"):
+        text = (services / name / "Dockerfile").read_text()
+        assert "--package rakuten-predict\n" in text.split("RUN uv sync", 2)[1], name
+        assert "\nCOPY --from=" not in text, f"{name}: a copied venv is a layer of its own"
+
+
 def test_dockerfiles_run_as_non_root_from_pinned_python() -> None:
     for path in DOCKERFILES:
         text = path.read_text()
