@@ -31,19 +31,28 @@ from tests.utils.postgres import free_port
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def write_bundle_json(folder: Path, reference: DriftReference | dict[str, object]) -> Path:
+def write_bundle_json(
+    folder: Path,
+    reference: DriftReference | dict[str, object],
+    *,
+    model_version: str = "monitor-test-1",
+) -> Path:
     """A bundle directory's ``bundle.json`` (the only file the monitor reads)."""
     folder.mkdir(parents=True, exist_ok=True)
     raw = reference.model_dump(mode="json") if isinstance(reference, DriftReference) else reference
     meta = BundleMetadata(
-        model_version="monitor-test-1", categories=list(CATEGORIES), image_size=32, reference=raw
+        model_version=model_version, categories=list(CATEGORIES), image_size=32, reference=raw
     )
     (folder / METADATA_FILE).write_text(meta.model_dump_json(indent=2), encoding="utf-8")
     return folder
 
 
 def add_predictions(
-    url: str, rows: Sequence[ProductFeatures], *, start: datetime | None = None
+    url: str,
+    rows: Sequence[ProductFeatures],
+    *,
+    start: datetime | None = None,
+    model_version: str = "monitor-test-1",
 ) -> list[str]:
     """Insert one prediction per row, one second apart from ``start``; returns request ids."""
     t0 = start or datetime.now(UTC)
@@ -58,7 +67,7 @@ def add_predictions(
                         username="alice",
                         created_at=t0 + timedelta(seconds=i),
                         model_name="rakuten-multimodal",
-                        model_version="monitor-test-1",
+                        model_version=model_version,
                         designation="produit",
                         description=None,
                         prdtypecode=features.prdtypecode,

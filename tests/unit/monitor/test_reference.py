@@ -44,3 +44,58 @@ def test_a_new_bundle_json_is_picked_up_and_a_broken_one_refused(
     meta_file.unlink()
     with pytest.raises(BundleError, match="not found"):
         source.get()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _register(client: object, folder: Path, name: str) -> str:
+    """Log ``folder`` as a run's artifacts and register it; returns the version."""
+    import mlflow
+
+    (folder / "model.keras").write_bytes(b"not read by the monitor")  # a complete bundle
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(folder), artifact_path="bundle")
+    version = client.create_model_version(  # type: ignore[attr-defined]
+        name, source=f"{run.info.artifact_uri}/bundle", run_id=run.info.run_id
+    )
+    return str(version.version)
+
+
+@pytest.mark.slow
+def test_an_alias_is_looked_up_again_and_a_promotion_brings_the_new_reference(
+    tmp_path: Path, drift_reference: DriftReference, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    from rakuten_core.errors import ModelUnavailableError
+    from tests.utils.monitor import write_bundle_json
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.chdir(tmp_path)  # the local store's artifacts land here
+    client = MlflowClient()
+    client.create_registered_model("m")
+    first = _register(client, write_bundle_json(tmp_path / "v1", drift_reference), "m")
+    client.set_registered_model_alias("m", "champion", first)
+    clock = _Clock()
+    source = ReferenceSource("models:/m@champion", refresh_s=60, clock=clock)
+    assert source.get().model_version == "monitor-test-1"
+
+    bundle = write_bundle_json(tmp_path / "v2", drift_reference, model_version="monitor-test-2")
+    client.set_registered_model_alias("m", "champion", _register(client, bundle, "m"))
+    clock.now += 59
+    assert source.get().model_version == "monitor-test-1"  # not looked up before refresh_s
+    clock.now += 2
+    assert source.get().model_version == "monitor-test-2"  # the promotion is followed
+
+    # the registry goes away: the reference loaded before is kept, a new source has none
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'gone' / 'x.db'}")
+    clock.now += 61
+    assert source.get().model_version == "monitor-test-2"
+    with pytest.raises(ModelUnavailableError, match="could not look up models:/m@champion"):
+        ReferenceSource("models:/m@champion").get()

@@ -158,3 +158,23 @@ def test_report_command_writes_the_html_and_fails_clearly_without_a_database(
     assert result.exit_code == 1
     assert "cannot read the prediction records" in result.output
     assert not (tmp_path / "x.html").exists()
+
+
+def test_drift_reads_only_the_answers_of_the_reference_model(
+    database_url: str, bundle_dir: Path, tmp_path: Path, drift_reference: DriftReference
+) -> None:
+    """After a promotion the old champion's traffic no longer counts against the new reference."""
+    rng = np.random.default_rng(5)
+    add_predictions(database_url, draw_features(rng, 150), model_version="monitor-test-1")
+    add_predictions(database_url, draw_features(rng, 40), model_version="monitor-test-2")
+    promoted = write_bundle_json(tmp_path / "v2", drift_reference, model_version="monitor-test-2")
+    for folder, expected, gauges in ((bundle_dir, 150, True), (promoted, 40, False)):
+        monitor = Monitor(_settings(database_url, folder))
+        try:
+            assert monitor.run_once() is not None
+            samples = _names(monitor)
+        finally:
+            monitor.stop()
+        assert samples[("rakuten_drift_window_predictions", ())] == expected
+        names = {name for name, _ in samples}
+        assert ("rakuten_drift_score" in names) is gauges  # 40 < min_predictions: no gauge yet

@@ -92,11 +92,28 @@ def _version_source(ref: str, tracking_uri: str) -> str:
         return ref
     from mlflow import MlflowClient  # noqa: PLC0415
 
-    name_ref = ref.removeprefix("models:/").strip("/")
+    name, version = registry_version(ref, tracking_uri)
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
-    if "@" in name_ref:
-        name, alias = name_ref.split("@", 1)
-        version = str(client.get_model_version_by_alias(name, alias).version)
-    else:
-        name, _, version = name_ref.rpartition("/")
     return str(client.get_model_version_download_uri(name, version))
+
+
+def registry_version(ref: str, tracking_uri: str | None = None) -> tuple[str, str]:
+    """``(name, version)`` a ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` names now.
+
+    An alias is looked up in the registry (it moves on a promotion); a version is returned as is.
+
+    Raises:
+        ValueError: ``ref`` is not a ``models:/`` URI.
+        mlflow.exceptions.MlflowException: unknown name or alias, unreachable registry.
+    """
+    if not ref.startswith("models:/"):
+        raise ValueError(f"not a models:/ URI: {ref}")
+    name_ref = ref.removeprefix("models:/").strip("/")
+    if "@" not in name_ref:
+        name, _, version = name_ref.rpartition("/")
+        return name, version
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    name, alias = name_ref.split("@", 1)
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    return name, str(client.get_model_version_by_alias(name, alias).version)

@@ -41,7 +41,9 @@ class Monitor:
     def __init__(self, settings: MonitorSettings, engine: Engine | None = None) -> None:
         self.settings = settings
         self.engine = engine if engine is not None else build_engine(settings.database_url)
-        self.references = ReferenceSource(settings.monitor_model_path)
+        self.references = ReferenceSource(
+            settings.monitor_model_path, refresh_s=settings.monitor_reference_refresh_s
+        )
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
         self._last_success: float | None = None
@@ -68,7 +70,11 @@ class Monitor:
             reference_error = _reason(exc)
             logger.error("no drift reference from %s: %s", self.references.spec, reference_error)
         try:
-            window = read_window(self.engine, self.settings.monitor_window)
+            window = read_window(
+                self.engine,
+                self.settings.monitor_window,
+                model_version=reference.model_version if reference is not None else None,
+            )
         except Exception as exc:  # any driver or SQLAlchemy error: keep running
             self._failed(_reason(exc))
             return None

@@ -34,6 +34,14 @@ class MonitorSettings(RakutenSettings):
         default="models/current",
         description="Bundle directory or models:/ URI whose bundle.json holds the reference.",
     )
+    monitor_reference_refresh_s: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "How often a models:/name@alias reference is looked up again: when the alias moved "
+            "(a promotion), the new version's reference is loaded."
+        ),
+    )
 
 
 @lru_cache

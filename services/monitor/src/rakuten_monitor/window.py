@@ -44,17 +44,26 @@ def build_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=2, connect_args=connect_args)
 
 
-def read_window(engine: Engine, size: int) -> Window:
+def read_window(engine: Engine, size: int, *, model_version: str | None = None) -> Window:
     """The latest ``size`` predictions and the latest ``size`` feedback rows.
+
+    With ``model_version``, only the predictions that version answered: drift is the traffic
+    against the reference of the model that served it, so after a promotion the window starts
+    anew with the new champion (its gauges wait for ``min_predictions`` of its own answers)
+    instead of comparing the old traffic with the new reference. Feedback is not filtered: live
+    quality is the recent quality of whatever answered.
 
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the database cannot be reached or read.
     """
+    predictions = select(*FEATURE_COLUMNS)
+    if model_version is not None:
+        predictions = predictions.where(Prediction.model_version == model_version)
     with Session(engine) as session:
         rows = session.execute(
-            select(*FEATURE_COLUMNS)
-            .order_by(Prediction.created_at.desc(), Prediction.request_id.desc())
-            .limit(size)
+            predictions.order_by(Prediction.created_at.desc(), Prediction.request_id.desc()).limit(
+                size
+            )
         ).all()
         feedback = session.execute(
             select(Feedback.true_prdtypecode, Feedback.predicted_prdtypecode)

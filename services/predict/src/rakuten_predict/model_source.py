@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rakuten_core.errors import ModelUnavailableError
-from rakuten_core.registry import is_mlflow_uri, resolve_bundle
+from rakuten_core.registry import is_mlflow_uri, registry_version, resolve_bundle
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +55,9 @@ def _registry_version(spec: str, tracking_uri: str | None = None) -> str | None:
     """The registered version a ``models:/name@alias`` or ``models:/name/N`` URI points at."""
     if not spec.startswith("models:/"):
         return None
-    ref = spec.removeprefix("models:/").strip("/")
-    if "@" in ref:
-        from mlflow import MlflowClient  # noqa: PLC0415  (heavy; only for registry URIs)
-
-        name, alias = ref.split("@", 1)
-        try:
-            client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
-            return str(client.get_model_version_by_alias(name, alias).version)
-        except Exception:  # the download worked; the version is only informative
-            logger.warning("could not read the version of %s", spec, exc_info=True)
-            return None
-    _, _, version = ref.rpartition("/")
+    try:
+        _, version = registry_version(spec, tracking_uri)
+    except Exception:  # the download worked; the version is only informative
+        logger.warning("could not read the version of %s", spec, exc_info=True)
+        return None
     return version if version.isdigit() else None
