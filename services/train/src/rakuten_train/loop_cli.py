@@ -17,10 +17,15 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from rakuten_train.settings import TrainSettings
 
 logger = logging.getLogger(__name__)
 EXIT_REFUSED = 3
@@ -50,6 +55,37 @@ def _model_name(explicit: str | None, params: Path) -> str:
     return explicit or load_params(params).registry.model_name
 
 
+def _begin(name: str | None, params: Path | None) -> tuple[TrainSettings, str, Path]:
+    """Settings (bad ones exit 2), logging, the registered model's name and the params file."""
+    from rakuten_train.cli import _start  # noqa: PLC0415
+
+    settings = _start(True)
+    params_file = params or settings.params_file
+    import yaml  # noqa: PLC0415
+
+    try:
+        model = _model_name(name or settings.registered_model_name, params_file)
+    except (ValueError, yaml.YAMLError) as exc:  # pydantic's ValidationError is a ValueError
+        typer.echo(f"invalid params in {params_file}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return settings, model, params_file
+
+
+@contextmanager
+def _exit_codes(action: str, *bad_input: type[Exception]) -> Iterator[None]:
+    """``bad_input`` errors exit 2 (``cannot <action>: ...``), MLflow's own failures exit 1."""
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    try:
+        yield
+    except bad_input as exc:
+        typer.echo(f"cannot {action}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except MlflowException as exc:
+        typer.echo(f"MLflow failed: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
 def register(
     bundle: Annotated[Path | None, typer.Option(help="Bundle [$RAKUTEN_BUNDLE_DIR].")] = None,
     name: NameOpt = None,
@@ -58,28 +94,17 @@ def register(
     out: OutOpt = None,
 ) -> None:
     """Register the bundle's MLflow model as the `challenger` (reused if already registered)."""
-    from rakuten_train.cli import _start  # noqa: PLC0415
-
-    settings = _start(True)
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
+    settings, model, _ = _begin(name, params)
     from rakuten_core.errors import BundleError, InvalidInputError  # noqa: PLC0415
     from rakuten_train.loop_registry import register_challenger  # noqa: PLC0415
     from rakuten_train.loop_registry import tracking_uri as resolve_uri  # noqa: PLC0415
 
-    model = _model_name(name or settings.registered_model_name, params or settings.params_file)
-    try:
+    with _exit_codes("register", InvalidInputError, BundleError):
         registered = register_challenger(
             bundle or settings.bundle_dir,
             name=model,
             tracking_uri=resolve_uri(tracking_uri or settings.mlflow_tracking_uri),
         )
-    except (InvalidInputError, BundleError) as exc:
-        typer.echo(f"cannot register: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except MlflowException as exc:
-        typer.echo(f"MLflow failed: {exc.message}", err=True)
-        raise typer.Exit(1) from None
     _emit(registered.to_json(), out)
 
 
@@ -103,10 +128,9 @@ def gate(
     out: OutOpt = None,
 ) -> None:
     """Decide whether the challenger replaces the champion; record why (exit 0 yes, 3 no)."""
-    from rakuten_train.cli import _parse_set, _start  # noqa: PLC0415
+    from rakuten_train.cli import _parse_set  # noqa: PLC0415
 
-    settings = _start(True)
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    settings, model, params_file = _begin(name, params)
     from pydantic import ValidationError  # noqa: PLC0415
 
     from rakuten_core.errors import DataValidationError, ModelUnavailableError  # noqa: PLC0415
@@ -114,13 +138,11 @@ def gate(
     from rakuten_train.gate_run import GateInputs, run_gate  # noqa: PLC0415
     from rakuten_train.loop_registry import tracking_uri as resolve_uri  # noqa: PLC0415
 
-    params_file = params or settings.params_file
     try:
         gate_params = load_gate_params(params_file, _parse_set(set_ or []))
     except (ValidationError, ValueError) as exc:
         typer.echo(f"invalid gate params: {exc}", err=True)
         raise typer.Exit(2) from None
-    model = _model_name(name or settings.registered_model_name, params_file)
     with tempfile.TemporaryDirectory(prefix="rakuten-gate-") as work:
         inputs = GateInputs(
             model_name=model,
@@ -131,16 +153,10 @@ def gate(
             holdout=holdout,
             work_dir=Path(work),
         )
-        try:
+        with _exit_codes("gate", ModelUnavailableError, DataValidationError):
             document = run_gate(
                 inputs, gate_params, context={"trigger": trigger, "alerts": alert or []}
             )
-        except (ModelUnavailableError, DataValidationError) as exc:
-            typer.echo(f"cannot gate: {exc}", err=True)
-            raise typer.Exit(2) from None
-        except MlflowException as exc:
-            typer.echo(f"MLflow failed: {exc.message}", err=True)
-            raise typer.Exit(1) from None
     logger.log(
         logging.INFO if document["promote"] else logging.WARNING,
         "gate: %s v%s %s",
@@ -166,17 +182,12 @@ def promote(
     out: OutOpt = None,
 ) -> None:
     """Point `champion` at VERSION, unless the champion moved since the gate (exit 2)."""
-    from rakuten_train.cli import _start  # noqa: PLC0415
-
-    settings = _start(True)
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
-
+    settings, model, _ = _begin(name, params)
     from rakuten_core.errors import InvalidInputError  # noqa: PLC0415
     from rakuten_train.loop_registry import promote as move_champion  # noqa: PLC0415
     from rakuten_train.loop_registry import tracking_uri as resolve_uri  # noqa: PLC0415
 
-    model = _model_name(name or settings.registered_model_name, params or settings.params_file)
-    try:
+    with _exit_codes("promote", InvalidInputError):
         previous = move_champion(
             name=model,
             version=version,
@@ -184,12 +195,6 @@ def promote(
             tracking_uri=resolve_uri(tracking_uri or settings.mlflow_tracking_uri),
             reason=reason,
         )
-    except InvalidInputError as exc:
-        typer.echo(f"cannot promote: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except MlflowException as exc:
-        typer.echo(f"MLflow failed: {exc.message}", err=True)
-        raise typer.Exit(1) from None
     _emit({"model_name": model, "champion": version, "previous_champion": previous}, out)
 
 
