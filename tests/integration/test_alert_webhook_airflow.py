@@ -33,8 +33,8 @@ from tests.utils.alert_webhook import (
     notification,
     webhook_settings,
 )
+from tests.utils.closed_loop import alertmanager_config
 from tests.utils.live_server import live_server
-from tests.utils.paths import REPO_ROOT
 from tests.utils.postgres import free_port
 from tests.utils.processes import stop_process, wait_http_ok
 from tests.utils.prometheus_stack import start_alertmanager
@@ -87,19 +87,6 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
             stop_process(process)
 
 
-def _alertmanager_config(webhook_url: str, token_file: Path) -> dict[str, object]:
-    """The project's Alertmanager config, its webhook pointed at the test's, waits shortened."""
-    config = yaml.safe_load((REPO_ROOT / "monitoring/alertmanager/alertmanager.yml").read_text())
-    for receiver in config["receivers"]:
-        for hook in receiver.get("webhook_configs", []):
-            hook["url"] = f"{webhook_url}/alertmanager"
-            hook["http_config"]["authorization"]["credentials_file"] = str(token_file)
-        receiver.pop("email_configs", None)
-    config["route"].update({"group_wait": "1s", "group_interval": "1s"})
-    config["global"].pop("smtp_auth_password_file", None)
-    return config
-
-
 def test_a_firing_drift_alert_triggers_one_retrain_and_no_second(
     airflow: Airflow, tmp_path: Path
 ) -> None:
@@ -107,7 +94,7 @@ def test_a_firing_drift_alert_triggers_one_retrain_and_no_second(
     with live_server(create_webhook_app(settings), health_path="/health") as webhook:
         am_config = tmp_path / "alertmanager.yml"
         am_config.write_text(
-            yaml.safe_dump(_alertmanager_config(webhook, settings.alert_webhook_token_file))
+            yaml.safe_dump(alertmanager_config(webhook, settings.alert_webhook_token_file))
         )
         alertmanager = start_alertmanager(am_config, tmp_path)
         try:
