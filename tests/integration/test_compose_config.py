@@ -249,3 +249,21 @@ def test_every_project_image_can_be_built_by_compose(resolved: dict[str, Any]) -
     for name, service in resolved["services"].items():
         if service["image"].startswith(prefix):
             assert "build" in service, f"{name} would be pulled from a registry"
+
+
+def test_the_quick_start_mounts_only_files_a_fresh_clone_has(resolved: dict[str, Any]) -> None:
+    """``cp .env.example .env && docker compose up``: Docker would create a missing bind source
+    as a root-owned directory (a secret file path, say), which then breaks the step that
+    creates that file. Only the log folder is meant to be created that way."""
+    missing = []
+    for name, service in resolved["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source")
+            if not source or not source.startswith("/"):
+                continue  # a named volume
+            path = Path(source)
+            if path == REPO_ROOT / "logs" / "compose":
+                continue
+            if not path.exists():
+                missing.append(f"{name}: {source}")
+    assert missing == []
