@@ -1,21 +1,30 @@
-"""The whole loop once, end to end, every link a real process on 127.0.0.1 (issue #14).
+"""The retraining loop for real (issue #14): the whole loop once, then ``airflow dags test``.
 
-Shifted traffic with feedback reaches a served champion -> the monitor's drift gauge crosses
-its threshold -> a real Prometheus fires ``RakutenDriftAboveThreshold`` -> a real Alertmanager
-notifies the real ``rakuten-monitor alert-webhook`` -> the webhook triggers ``rakuten_retrain``
-through the REST API of a real Airflow webserver -> a real Airflow scheduler runs it: the
-feedback is exported from serve's records and image store, ``dvc repro`` trains a challenger
-with it, the gate promotes it in a real MLflow server, every worker of serve reloads -> serve
-answers with the new version, and a request loop running through the retrain and the reload
-sees no failed request.
+One stack, every link a real process on 127.0.0.1: Postgres (Airflow's metadata and serve's
+records), an ``mlflow server``, ``rakuten-serve`` with 2 workers, the monitor, Prometheus,
+Alertmanager, the alert webhook, Airflow's webserver and scheduler (LocalExecutor), a
+Pushgateway, and ``dvc repro`` of the project's own stages on the offline sample in a throw-away
+checkout. Three retrains run on it, in this order:
 
-What differs from production, and why: Airflow keeps its metadata in SQLite (the scheduler then
-runs tasks one at a time, as loop-airflow's DAG tests do) instead of Postgres; MLflow uses
-SQLite; the data is the offline sample with small models; Prometheus evaluates every second and
-loads a copy of the project's rules where only the drift alert's ``for:`` is 2 s instead of
-15 min (:func:`tests.utils.closed_loop.fast_rules`); Alertmanager's group waits are 1 s.
-The starting champion learns nothing (learning rate 1e-7), so the challenger beats it on the
-fixed test split by construction and the promotion is certain.
+1. **The closed loop.** Shifted traffic with feedback reaches the served champion -> the
+   monitor's drift gauge crosses its threshold -> Prometheus fires ``RakutenDriftAboveThreshold``
+   -> Alertmanager notifies ``rakuten-monitor alert-webhook`` -> the webhook triggers
+   ``rakuten_retrain`` through Airflow's REST API -> the scheduler runs it: the feedback is
+   exported from serve's records and image store, ``dvc repro`` trains a challenger with it, the
+   gate promotes it in MLflow, every worker of serve reloads -> serve answers with the new
+   version, and a request loop running through the retrain and the reload sees no failed
+   request.
+2. **``airflow dags test``, refused**: a challenger that misses ``gate.test_margin: 0.5`` leaves
+   the champion serving, and says why (gate JSON, task log, MLflow tags, Pushgateway).
+3. **``airflow dags test``, promoted**: with margins that let any challenger through, the new
+   version is promoted and served by every worker.
+
+What differs from production, and why: MLflow's metadata is SQLite; the data is the offline
+sample with small models; Prometheus evaluates every second and loads a copy of the project's
+rules where only the drift alert's ``for:`` is 2 s instead of 15 min
+(:func:`tests.utils.closed_loop.fast_rules`); Alertmanager's group waits are 1 s. The starting
+champion learns nothing (learning rate 1e-7), so the first challenger beats it on the fixed test
+split by construction and the promotion is certain.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from tests.utils.airflow_env import (
     airflow_env,
     create_user,
     migrate_db,
+    postgres_metadata,
 )
 from tests.utils.alert_webhook import AIRFLOW_PASSWORD, webhook_settings
 from tests.utils.bundles import SMALL_PARAMS
@@ -57,7 +67,7 @@ from tests.utils.closed_loop import (
 from tests.utils.loop_workdir import loop_params, make_workdir, write_params
 from tests.utils.mlflow_server import mlflow_server
 from tests.utils.monitor import run_monitor
-from tests.utils.postgres import free_port
+from tests.utils.postgres import PostgresServer, free_port
 from tests.utils.prometheus_stack import (
     config_for_test,
     start_alertmanager,
@@ -65,6 +75,7 @@ from tests.utils.prometheus_stack import (
     start_pushgateway,
     write_yaml,
 )
+from tests.utils.pushgateway_server import job_samples, value
 from tests.utils.serve_app import (
     PASSWORD,
     ServeProcess,
@@ -73,12 +84,10 @@ from tests.utils.serve_app import (
     settings_env,
 )
 
-# a quarter of an hour on a loaded 2-core machine (two trainings, TensorFlow imported ~10 times)
-# long: about 27 min on the 2-core machine, over the CI budget; run with `pytest -m long ...`
+# about 15 minutes on an idle 2-core machine (three retrains, TensorFlow imported ~25 times)
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.integration,
-    pytest.mark.long,
     pytest.mark.timeout(3600),
 ]
 
@@ -99,6 +108,10 @@ class Stack:
     prometheus: str
     webhook: str
     airflow: str
+    airflow_home: Path
+    airflow_extra: dict[str, str]  # Postgres metadata + the DAG's RAKUTEN_LOOP_* settings
+    scheduler: Any
+    pushgateway: str
     durations: dict[str, float]
 
     def client(self) -> Any:
@@ -125,6 +138,28 @@ class Stack:
         assert answer.status_code == 200, answer.text
         runs: list[dict[str, Any]] = answer.json()["dag_runs"]
         return runs
+
+    def served_versions(self) -> set[str]:
+        """``model_version`` of every answer of ``/model`` on fresh connections (both workers)."""
+        return {
+            httpx.get(f"{self.serve.base_url}/model", timeout=30).json()["model_version"]
+            for _ in range(6)
+        }
+
+    def dags_test(
+        self, logical_date: str, conf: dict[str, object]
+    ) -> subprocess.CompletedProcess[str]:
+        """``airflow dags test rakuten_retrain``: the whole DAG in this process, no scheduler.
+
+        The scheduler is stopped first: it would also run the tasks of the run this creates.
+        """
+        self.scheduler.close()
+        return subprocess.run(
+            [str(airflow_bin()), "dags", "test", "rakuten_retrain", logical_date,
+             "--conf", json.dumps(conf)],
+            env=airflow_env(self.airflow_home, self.airflow_extra),
+            capture_output=True, text=True, timeout=1500, check=False,
+        )  # fmt: skip
 
 
 def _wait(what: str, check: Any, timeout_s: float, pause_s: float = 1.0) -> Any:
@@ -162,6 +197,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("closed-loop")
     durations: dict[str, float] = {}
     with ExitStack() as stack:
+        postgres = PostgresServer()
+        stack.callback(postgres.close)
+        postgres.start()
+        airflow_db = postgres_metadata(postgres.create_database("airflow", driver="psycopg2"))
+        serve_db = postgres.create_database("serve")
         mlflow_url = stack.enter_context(mlflow_server(root / "mlflow"))
         workdir = make_workdir(root / "work", loop_params(train=LEARNS_NOTHING, gate={}))
         base_env = {
@@ -182,6 +222,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             model_path=f"models:/{MODEL}@champion",
             image_store_dir=images,
             predict_rate_limit="100000/minute",
+            database_url=serve_db,
         )
         migrate_and_add_users(settings, {BOT: ["admin"], "alice": ["predict"]})
         serve = ServeProcess(
@@ -195,7 +236,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
         # Airflow: metadata, the DAG serialized, then webserver (REST API) and scheduler
         home = root / "airflow"
-        migrate_db(home)
+        migrate_db(home, extra=airflow_db)
         serve_password = root / "serve_password"
         serve_password.write_text(PASSWORD + "\n", encoding="utf-8")
         serve_password.chmod(0o600)
@@ -204,6 +245,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         loop_env = {
             **base_env,
             **API_AUTH,
+            **airflow_db,
             "RAKUTEN_RETRAIN_SCHEDULE": "none",  # triggered only: no scheduled run interferes
             "RAKUTEN_LOOP_WORKDIR": str(workdir),
             "RAKUTEN_LOOP_BIN": str(PROJECT_BIN),
@@ -223,7 +265,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         web, scheduler = start_airflow(home, loop_env)
         stack.callback(scheduler.close)
         stack.callback(web.close)
-        create_user(home, BOT, AIRFLOW_PASSWORD, "User")  # roles exist once the webserver runs
+        # roles exist once the webserver runs
+        create_user(home, BOT, AIRFLOW_PASSWORD, "User", extra=airflow_db)
 
         # the webhook, then Alertmanager pointed at it, the monitor, Prometheus scraping both
         hook_settings = webhook_settings(root, web.url, airflow_username=BOT)
@@ -266,8 +309,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.callback(prometheus.close)
         serve.wait_ready(timeout_s=900)
         yield Stack(
-            root, workdir, mlflow_url, serve, prometheus.url, webhook.url, web.url, durations
-        )
+            root, workdir, mlflow_url, serve, prometheus.url, webhook.url, web.url,
+            home, loop_env, scheduler, gateway.url, durations,
+        )  # fmt: skip
 
 
 def _send_shifted_traffic(stack: Stack) -> None:
@@ -304,7 +348,7 @@ def test_drift_alert_retrains_promotes_and_serve_reloads_without_a_failed_reques
 ) -> None:
     client = stack.client()
     champion_before = client.get_model_version_by_alias(MODEL, "champion")
-    served_before = httpx.get(f"{stack.serve.base_url}/model", timeout=30).json()["model_version"]
+    (served_before,) = stack.served_versions()
     assert stack.dag_runs() == []  # nothing ran before the alert
 
     _send_shifted_traffic(stack)
@@ -366,11 +410,7 @@ def test_drift_alert_retrains_promotes_and_serve_reloads_without_a_failed_reques
     assert checked["rows"] == holdout["rows"] >= HOLDOUT_MIN, gate
 
     # 6. serve answers with the new version (both workers), and no request failed
-    served = {
-        httpx.get(f"{stack.serve.base_url}/model", timeout=30).json()["model_version"]
-        for _ in range(6)
-    }
-    assert served == {new_version} != {served_before}
+    assert stack.served_versions() == {new_version} != {served_before}
     assert loop.failures == 0, (loop.statuses, loop.errors[:10])
     assert loop.versions[0] == served_before and loop.versions[-1] == new_version, loop.versions
     stack.durations.update(_task_durations(stack, final["dag_run_id"]))
@@ -400,3 +440,91 @@ def _task_durations(stack: Stack, run_id: str) -> dict[str, float]:
         f"task_{t['task_id']}_s": round(float(t["duration"] or 0.0), 1)
         for t in _task_instances(stack, run_id)
     }
+
+
+def _gate(stack: Stack, logical_date: str) -> dict[str, Any]:
+    """The gate's JSON of the ``dags test`` run of ``logical_date``."""
+    found = list(stack.workdir.glob(f"reports/loop/*{logical_date}*/gate.json"))
+    assert len(found) == 1, found
+    document: dict[str, Any] = json.loads(found[0].read_text())
+    return document
+
+
+def test_dags_test_refuses_a_challenger_that_misses_the_margin_and_the_champion_keeps_serving(
+    stack: Stack,
+) -> None:
+    client = stack.client()
+    champion_before = client.get_model_version_by_alias(MODEL, "champion")
+    served_before = stack.served_versions()
+    write_params(
+        stack.workdir,
+        loop_params(
+            train={**LEARNS, "epochs": 2},
+            gate={"test_margin": 0.5, "holdout_min_rows": HOLDOUT_MIN},
+        ),
+    )
+    started = time.monotonic()
+    run = stack.dags_test("2026-03-01", {})
+    stack.durations["dags_test_refused_s"] = time.monotonic() - started
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+    assert PASSWORD not in run.stdout + run.stderr  # the service account's password
+
+    gate = _gate(stack, "2026-03-01")
+    assert gate["decision"] == "refuse" and gate["refused_by"] == "test_split", gate
+    assert "+ margin 0.5000" in gate["reason"]
+    assert gate["trigger"] == "manual"
+    task_log = run.stdout + run.stderr
+    assert "keeps serving" in task_log and gate["reason"] in task_log  # the task log says why
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    challenger = client.get_model_version_by_alias(MODEL, "challenger")
+    assert champion.version == champion_before.version
+    assert challenger.version == gate["challenger"]["version"] != champion.version
+    assert stack.served_versions() == served_before
+    run_data = client.get_run(challenger.run_id).data
+    assert run_data.tags["gate.decision"] == "refuse"
+    assert run_data.tags["gate.refused_by"] == "test_split"
+    assert run_data.tags["gate.reason"] == gate["reason"]
+    samples = job_samples(stack.pushgateway, "rakuten_retrain")
+    assert value(samples, "rakuten_retrain_promoted") == 0.0
+    info = samples["rakuten_retrain_decision_info"]
+    assert [s[0]["refused_by"] for s in info] == ["test_split"]
+
+
+def test_dags_test_promotes_a_challenger_that_passes_and_every_worker_serves_it(
+    stack: Stack,
+) -> None:
+    client = stack.client()
+    before = client.get_model_version_by_alias(MODEL, "champion")
+    served_before = stack.served_versions()
+    # margins any challenger passes: the promotion itself is under test, not the model's quality
+    write_params(
+        stack.workdir,
+        loop_params(
+            train={**LEARNS, "epochs": 3},
+            gate={"test_margin": -1.0, "holdout_margin": 1.0, "holdout_min_rows": HOLDOUT_MIN},
+        ),
+    )
+    started = time.monotonic()
+    run = stack.dags_test("2026-04-01", {"trigger": "alertmanager", "alerts": [DRIFT_ALERT]})
+    stack.durations["dags_test_promoted_s"] = time.monotonic() - started
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+    assert PASSWORD not in run.stdout + run.stderr
+
+    gate = _gate(stack, "2026-04-01")
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    assert gate["decision"] == "promote" and gate["challenger"]["version"] == champion.version
+    assert int(champion.version) > int(before.version)
+    assert gate["trigger"] == "alertmanager" and gate["alerts"] == [DRIFT_ALERT]
+    assert stack.served_versions() == {gate["challenger"]["model_version"]} != served_before
+    run_data = client.get_run(champion.run_id).data
+    assert run_data.tags["gate.decision"] == "promote"
+    assert run_data.metrics["gate.promoted"] == 1.0
+    assert client.get_model_version(MODEL, champion.version).tags["promotion"] == "champion"
+    samples = job_samples(stack.pushgateway, "rakuten_retrain")
+    assert value(samples, "rakuten_retrain_promoted") == 1.0
+    assert value(samples, "rakuten_retrain_challenger_weighted_f1") == pytest.approx(
+        gate["checks"]["test_split"]["challenger_f1"]
+    )
+    report = {**stack.durations, "load": os.getloadavg()}
+    (stack.root / "durations.json").write_text(json.dumps(report, indent=2))
+    print(f"retrain loop: {json.dumps(report)}")  # noqa: T201 (the figures, with -s)

@@ -1,7 +1,8 @@
 """Apache Airflow's own environment (``.venv-airflow``, ``make airflow-env``) for the DAG tests.
 
 Airflow never shares the services' lock, so the tests run it as subprocesses of its venv with a
-throw-away ``AIRFLOW_HOME`` (SQLite metadata) and the repository's ``airflow/dags``.
+throw-away ``AIRFLOW_HOME`` (SQLite metadata, or Postgres with :func:`postgres_metadata`) and the
+repository's ``airflow/dags``.
 """
 
 from __future__ import annotations
@@ -51,12 +52,24 @@ def airflow_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str,
     return env
 
 
-def migrate_db(home: Path, *, timeout_s: float = 900) -> None:
-    """``airflow db migrate`` into ``home`` (a minute on a busy 2-core machine)."""
+def postgres_metadata(url: str) -> dict[str, str]:
+    """Airflow's metadata in the Postgres database ``url`` with the LocalExecutor, as compose runs
+    it (the default SQLite allows only the SequentialExecutor). Pass it as ``extra``."""
+    return {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url,
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+    }
+
+
+def migrate_db(
+    home: Path, *, extra: Mapping[str, str] | None = None, timeout_s: float = 900
+) -> None:
+    """``airflow db migrate`` into ``home``'s database (a minute on a busy 2-core machine)."""
     home.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         [str(airflow_bin()), "db", "migrate"],
-        env=airflow_env(home),
+        env=airflow_env(home, extra),
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -65,13 +78,15 @@ def migrate_db(home: Path, *, timeout_s: float = 900) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-def create_user(home: Path, username: str, password: str, role: str) -> None:
+def create_user(
+    home: Path, username: str, password: str, role: str, *, extra: Mapping[str, str] | None = None
+) -> None:
     """An Airflow (FAB) user; the password goes through the CLI of a throw-away test home."""
     done = subprocess.run(
         [str(airflow_bin()), "users", "create", "--username", username, "--password", password,
          "--role", role, "--firstname", username, "--lastname", "test",
          "--email", f"{username}@example.org"],
-        env=airflow_env(home), capture_output=True, text=True, timeout=900, check=False,
+        env=airflow_env(home, extra), capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 

@@ -63,6 +63,14 @@ class PostgresServer:
     def url(self) -> str:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/postgres"
 
+    def create_database(self, name: str, *, driver: str = "psycopg") -> str:
+        """A new database ``name`` on the running server; its URL with ``driver``."""
+        self._run(
+            [_binary("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, name],
+            timeout=60,
+        )
+        return f"postgresql+{driver}://{self.user}@127.0.0.1:{self.port}/{name}"
+
     def _run(self, cmd: list[str], timeout: float) -> None:
         if self._as_postgres:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
