@@ -63,3 +63,20 @@ def test_heap_is_frozen_while_serving_and_released_after(
         assert answer.status_code == 200, answer.text
         assert answer.json()["model_version"] == "v2-frozen"
     assert gc.get_freeze_count() == 0  # handed back at shutdown
+
+
+def test_every_swap_refreezes_the_heap_once(
+    serve_bundle_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one swap method owns the refreeze: a reload by spec and a swap of a model loaded
+    elsewhere (the replica's paths) each collect and refreeze exactly once."""
+    from rakuten_serve import heap
+
+    calls: list[int] = []
+    monkeypatch.setattr(heap, "refreeze", lambda: calls.append(1))
+    first = load_model(str(serve_bundle_dir), cache_dir=Path("unused"))
+    predictor = Predictor(first)
+    predictor.reload(str(serve_bundle_dir), cache_dir=Path("unused"), warm_up_batch=1)
+    assert len(calls) == 1 and predictor.model is not first
+    predictor.reload_with(first)
+    assert len(calls) == 2 and predictor.model is first

@@ -148,7 +148,7 @@ class Predictor:
         self._model = model
         self._top_k = top_k
         self._call_lock = threading.Lock()
-        self._reload_lock = threading.Lock()
+        self._reload_lock = threading.RLock()  # reload() holds it through reload_with()
 
     @property
     def model(self) -> LoadedModel:
@@ -175,16 +175,21 @@ class Predictor:
         ]
 
     def reload_with(self, model: LoadedModel) -> None:
-        """Swap in an already loaded (and warmed-up) model."""
+        """Swap in an already loaded (and warmed-up) model: every swap goes through here.
+
+        The replaced model's objects were frozen at start-up (:mod:`rakuten_serve.heap`): the
+        heap is collected once and frozen again, so they are freed and the new ones are not
+        scanned by later collections.
+        """
         with self._reload_lock:
             self._model = model
+        heap.refreeze()
 
     def reload(self, spec: str, *, cache_dir: Path, warm_up_batch: int) -> LoadedModel:
         """Blocking: load ``spec``, warm it up, then swap. On any error the old model stays."""
-        with self._reload_lock:
+        with self._reload_lock:  # one load at a time: two models in memory at most
             new = load_model(spec, cache_dir=cache_dir, warm_up_batch=warm_up_batch)
-            self._model = new
-        heap.refreeze()  # the replaced model's objects were frozen: collect them once
+            self.reload_with(new)
         return new
 
 

@@ -27,7 +27,6 @@ import threading
 from pathlib import Path
 
 from rakuten_core.errors import ModelUnavailableError
-from rakuten_serve import heap
 from rakuten_serve.model_source import resolve_bundle_dir
 from rakuten_serve.predictor import LoadedModel, Predictor, load_model
 from rakuten_serve.reload_board import (
@@ -154,7 +153,6 @@ class ReplicaModels:
                 generation = desired.generation
             self._applied[role] = RoleStatus(generation, _version(model))
             self._report()
-        heap.refreeze()  # the replaced model's cycles collected once, the new heap frozen
         self._telemetry.model_reloaded(success=True)
         self._announce(role, model)
         return model, generation, previous
@@ -242,7 +240,6 @@ class ReplicaModels:
             self.predictors[role].reload_with(model)
             self._applied[role] = RoleStatus(desired.generation, _version(model))
             self._report()
-        heap.refreeze()
         self._telemetry.model_reloaded(success=True)
         self._announce(role, model)
 
