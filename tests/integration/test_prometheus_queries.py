@@ -29,6 +29,7 @@ import httpx
 import numpy as np
 import pytest
 
+from rakuten_core.bundle import read_metadata
 from rakuten_core.categories import CODES
 from rakuten_core.drift import build_reference
 from tests.utils.drift_data import draw_features
@@ -107,7 +108,12 @@ def stack(serve_bundle_dir: Path, tmp_path: Path) -> Iterator[tuple[Daemon, Serv
     )
     migrate_and_add_users(settings, {"alice": ["predict"], "bob": ["predict"]})
     reference = build_reference(draw_features(np.random.default_rng(7), 2000), codes=CODES)
-    reference_bundle = write_bundle_json(tmp_path / "reference-bundle", reference)
+    # the drift reference of the served model: the monitor compares only the answers of the
+    # model version its reference belongs to
+    served_version = read_metadata(serve_bundle_dir).model_version
+    reference_bundle = write_bundle_json(
+        tmp_path / "reference-bundle", reference, model_version=served_version
+    )
     started: list[Daemon | ServeProcess] = []
     contexts = ExitStack()
     try:
