@@ -267,3 +267,10 @@ def test_the_quick_start_mounts_only_files_a_fresh_clone_has(resolved: dict[str,
             if not path.exists():
                 missing.append(f"{name}: {source}")
     assert missing == []
+
+
+def test_the_scheduler_starts_after_the_first_champion(resolved: dict[str, Any]) -> None:
+    """Airflow schedules the latest monthly interval at once when the scheduler starts: that
+    retrain must find the stack's own first training done, not race it."""
+    needs = resolved["services"]["airflow-scheduler"]["depends_on"]
+    assert needs["train"]["condition"] == "service_completed_successfully"
