@@ -18,6 +18,7 @@ from rakuten_monitor.cli import app as cli
 from rakuten_monitor.report import render_report
 from rakuten_monitor.service import Monitor
 from rakuten_monitor.settings import MonitorSettings
+from rakuten_monitor.snapshot import Snapshot
 from tests.utils.drift_data import draw_features
 from tests.utils.monitor import add_feedback, add_predictions, parse_metrics, write_bundle_json
 
@@ -38,15 +39,21 @@ def _names(monitor: Monitor) -> dict:  # type: ignore[type-arg]
     return parse_metrics(generate_latest(monitor.registry).decode())
 
 
+def _run_once(settings: MonitorSettings) -> tuple[Snapshot | None, dict]:  # type: ignore[type-arg]
+    """One evaluation of a fresh monitor: its snapshot and the samples of its registry."""
+    monitor = Monitor(settings)
+    try:
+        snapshot = monitor.run_once()
+        return snapshot, _names(monitor)
+    finally:
+        monitor.stop()
+
+
 def test_too_little_data_leaves_the_gauges_absent(database_url: str, bundle_dir: Path) -> None:
     add_predictions(database_url, draw_features(np.random.default_rng(1), 99))
     add_feedback(database_url, [(10, 10)] * 49)
-    monitor = Monitor(_settings(database_url, bundle_dir))
-    try:
-        assert monitor.run_once() is not None
-        samples = _names(monitor)
-    finally:
-        monitor.stop()
+    snapshot, samples = _run_once(_settings(database_url, bundle_dir))
+    assert snapshot is not None
     names = {name for name, _ in samples}
     assert not any(n in names for n in ("rakuten_drift_score", "rakuten_live_accuracy"))
     assert "rakuten_live_weighted_f1" not in names
@@ -69,12 +76,7 @@ def test_gauges_are_the_core_functions_on_the_latest_window(
     predicted = rng.choice([10, 40], size=120).tolist()
     add_feedback(database_url, [(2583, 10)] * 300, start=old)
     add_feedback(database_url, list(zip(truth, predicted, strict=True)))
-    monitor = Monitor(_settings(database_url, bundle_dir, monitor_window=250))
-    try:
-        monitor.run_once()
-        samples = _names(monitor)
-    finally:
-        monitor.stop()
+    _, samples = _run_once(_settings(database_url, bundle_dir, monitor_window=250))
     assert samples[("rakuten_drift_window_predictions", ())] == 250
     values = feature_values(recent)
     for spec in FEATURES:
@@ -97,11 +99,7 @@ def test_a_shifted_window_crosses_and_the_report_says_so(
     database_url: str, bundle_dir: Path
 ) -> None:
     add_predictions(database_url, draw_features(np.random.default_rng(3), 150, shift=True))
-    monitor = Monitor(_settings(database_url, bundle_dir))
-    try:
-        snapshot = monitor.run_once()
-    finally:
-        monitor.stop()
+    snapshot, _ = _run_once(_settings(database_url, bundle_dir))
     assert snapshot is not None
     drifted = {name for name, r in snapshot.drift.items() if r.drifted}
     assert {"predicted_class", "text_length", "image_brightness"} <= drifted
@@ -118,12 +116,7 @@ def test_a_bundle_without_a_reference_counts_as_an_error_but_quality_is_kept(
     old_bundle = write_bundle_json(tmp_path / "old", {"prediction_prior": {"10": 1.0}})
     add_predictions(database_url, draw_features(np.random.default_rng(4), 120))
     add_feedback(database_url, [(10, 10)] * 60)
-    monitor = Monitor(_settings(database_url, old_bundle))
-    try:
-        snapshot = monitor.run_once()
-        samples = _names(monitor)
-    finally:
-        monitor.stop()
+    snapshot, samples = _run_once(_settings(database_url, old_bundle))
     assert snapshot is not None and snapshot.drift == {}
     assert "predates the drift module" in (snapshot.reference_error or "")
     assert samples[("rakuten_monitor_runs_total", (("outcome", "error"),))] == 1
@@ -169,12 +162,8 @@ def test_drift_reads_only_the_answers_of_the_reference_model(
     add_predictions(database_url, draw_features(rng, 40), model_version="monitor-test-2")
     promoted = write_bundle_json(tmp_path / "v2", drift_reference, model_version="monitor-test-2")
     for folder, expected, gauges in ((bundle_dir, 150, True), (promoted, 40, False)):
-        monitor = Monitor(_settings(database_url, folder))
-        try:
-            assert monitor.run_once() is not None
-            samples = _names(monitor)
-        finally:
-            monitor.stop()
+        snapshot, samples = _run_once(_settings(database_url, folder))
+        assert snapshot is not None
         assert samples[("rakuten_drift_window_predictions", ())] == expected
         names = {name for name, _ in samples}
         assert ("rakuten_drift_score" in names) is gauges  # 40 < min_predictions: no gauge yet
