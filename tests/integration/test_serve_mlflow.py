@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from rakuten_serve.app import create_app
 from rakuten_serve.predictor import Predictor, load_model
+from tests.utils.registry import register_bundle
 from tests.utils.serve_app import (
     DEFAULT_USERS,
     bearer,
@@ -29,15 +30,8 @@ def _register(bundle: Path, tracking_uri: str, artifacts: Path, name: str, alias
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     experiment = mlflow.create_experiment("serve-reload", artifact_location=artifacts.as_uri())
-    with mlflow.start_run(experiment_id=experiment) as run:
-        mlflow.log_artifacts(str(bundle), artifact_path="bundle")
-    client = mlflow.MlflowClient()
-    client.create_registered_model(name)
-    version = client.create_model_version(
-        name, source=f"{run.info.artifact_uri}/bundle", run_id=run.info.run_id
-    )
-    client.set_registered_model_alias(name, alias, version.version)
-    return run.info.run_id
+    run_id, _ = register_bundle(bundle, name, alias=alias, experiment_id=experiment)
+    return run_id
 
 
 def test_reload_from_a_registry_alias(

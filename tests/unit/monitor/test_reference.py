@@ -12,6 +12,7 @@ from rakuten_core.bundle import METADATA_FILE
 from rakuten_core.drift import DriftReference
 from rakuten_core.errors import BundleError
 from rakuten_monitor.reference import ReferenceSource
+from tests.utils.registry import register_bundle
 
 
 def _touch_later(path: Path, seconds: int) -> None:
@@ -54,17 +55,10 @@ class _Clock:
         return self.now
 
 
-def _register(client: object, folder: Path, name: str) -> str:
-    """Log ``folder`` as a run's artifacts and register it; returns the version."""
-    import mlflow
-
+def _register(folder: Path, name: str) -> str:
+    """``folder`` (its bundle.json and a stand-in model file) as a new version of ``name``."""
     (folder / "model.keras").write_bytes(b"not read by the monitor")  # a complete bundle
-    with mlflow.start_run() as run:
-        mlflow.log_artifacts(str(folder), artifact_path="bundle")
-    version = client.create_model_version(  # type: ignore[attr-defined]
-        name, source=f"{run.info.artifact_uri}/bundle", run_id=run.info.run_id
-    )
-    return str(version.version)
+    return register_bundle(folder, name)[1]
 
 
 @pytest.mark.slow
@@ -79,15 +73,14 @@ def test_an_alias_is_looked_up_again_and_a_promotion_brings_the_new_reference(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)  # the local store's artifacts land here
     client = MlflowClient()
-    client.create_registered_model("m")
-    first = _register(client, write_bundle_json(tmp_path / "v1", drift_reference), "m")
+    first = _register(write_bundle_json(tmp_path / "v1", drift_reference), "m")
     client.set_registered_model_alias("m", "champion", first)
     clock = _Clock()
     source = ReferenceSource("models:/m@champion", refresh_s=60, clock=clock)
     assert source.get().model_version == "monitor-test-1"
 
     bundle = write_bundle_json(tmp_path / "v2", drift_reference, model_version="monitor-test-2")
-    client.set_registered_model_alias("m", "champion", _register(client, bundle, "m"))
+    client.set_registered_model_alias("m", "champion", _register(bundle, "m"))
     clock.now += 59
     assert source.get().model_version == "monitor-test-1"  # not looked up before refresh_s
     clock.now += 2

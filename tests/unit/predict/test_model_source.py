@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from rakuten_core.errors import ModelUnavailableError
 from rakuten_predict.cli import app
 from rakuten_predict.model_source import is_mlflow_uri, resolve_model
+from tests.utils.registry import register_bundle
 
 
 def test_local_paths_and_uris_are_told_apart(tmp_path: Path) -> None:
@@ -26,24 +27,14 @@ def test_local_paths_and_uris_are_told_apart(tmp_path: Path) -> None:
 def test_a_registered_bundle_is_resolved_by_alias_and_used_by_the_cli(
     predict_bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mlflow
-    from mlflow import MlflowClient
-
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)  # the local store's artifacts land here
-    with mlflow.start_run() as run:
-        mlflow.log_artifacts(str(predict_bundle_dir), artifact_path="bundle")
-    client = MlflowClient()
-    client.create_registered_model("rakuten-test")
-    version = client.create_model_version(
-        "rakuten-test", source=f"{run.info.artifact_uri}/bundle", run_id=run.info.run_id
-    )
-    client.set_registered_model_alias("rakuten-test", "champion", version.version)
+    _, version = register_bundle(predict_bundle_dir, "rakuten-test", alias="champion")
 
     resolved = resolve_model("models:/rakuten-test@champion", download_dir=tmp_path / "dl")
     expected = json.loads((predict_bundle_dir / "bundle.json").read_text())["model_version"]
     assert json.loads((resolved.path / "bundle.json").read_text())["model_version"] == expected
-    assert resolved.registry_version == str(version.version)
+    assert resolved.registry_version == version
 
     (tmp_path / "images").mkdir()
     (tmp_path / "x.csv").write_text(
@@ -59,7 +50,7 @@ def test_a_registered_bundle_is_resolved_by_alias_and_used_by_the_cli(
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "p.summary.json").read_text())
     assert summary["model"]["source"] == "models:/rakuten-test@champion"
-    assert summary["model"]["registry_version"] == str(version.version)
+    assert summary["model"]["registry_version"] == version
     assert summary["model"]["path"] is None and summary["throughput"]["model_load_seconds"] > 0
     assert summary["missing_image"][0]["productid"] == 1
 
