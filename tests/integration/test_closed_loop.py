@@ -450,24 +450,40 @@ def _gate(stack: Stack, logical_date: str) -> dict[str, Any]:
     return document
 
 
+def _dags_test_retrain(
+    stack: Stack,
+    logical_date: str,
+    conf: dict[str, object],
+    *,
+    train: dict[str, Any],
+    gate: dict[str, Any],
+    timing: str,
+) -> subprocess.CompletedProcess[str]:
+    """Write ``params.yaml`` (a new training, new margins), run ``airflow dags test``, record
+    its seconds as ``timing``; the run must succeed and never print the service password."""
+    write_params(stack.workdir, loop_params(train=train, gate=gate))
+    started = time.monotonic()
+    run = stack.dags_test(logical_date, conf)
+    stack.durations[timing] = time.monotonic() - started
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+    assert PASSWORD not in run.stdout + run.stderr  # the service account's password
+    return run
+
+
 def test_dags_test_refuses_a_challenger_that_misses_the_margin_and_the_champion_keeps_serving(
     stack: Stack,
 ) -> None:
     client = stack.client()
     champion_before = client.get_model_version_by_alias(MODEL, "champion")
     served_before = stack.served_versions()
-    write_params(
-        stack.workdir,
-        loop_params(
-            train={**LEARNS, "epochs": 2},
-            gate={"test_margin": 0.5, "holdout_min_rows": HOLDOUT_MIN},
-        ),
+    run = _dags_test_retrain(
+        stack,
+        "2026-03-01",
+        {},
+        train={**LEARNS, "epochs": 2},
+        gate={"test_margin": 0.5, "holdout_min_rows": HOLDOUT_MIN},
+        timing="dags_test_refused_s",
     )
-    started = time.monotonic()
-    run = stack.dags_test("2026-03-01", {})
-    stack.durations["dags_test_refused_s"] = time.monotonic() - started
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
-    assert PASSWORD not in run.stdout + run.stderr  # the service account's password
 
     gate = _gate(stack, "2026-03-01")
     assert gate["decision"] == "refuse" and gate["refused_by"] == "test_split", gate
@@ -497,18 +513,14 @@ def test_dags_test_promotes_a_challenger_that_passes_and_every_worker_serves_it(
     before = client.get_model_version_by_alias(MODEL, "champion")
     served_before = stack.served_versions()
     # margins any challenger passes: the promotion itself is under test, not the model's quality
-    write_params(
-        stack.workdir,
-        loop_params(
-            train={**LEARNS, "epochs": 3},
-            gate={"test_margin": -1.0, "holdout_margin": 1.0, "holdout_min_rows": HOLDOUT_MIN},
-        ),
+    _dags_test_retrain(
+        stack,
+        "2026-04-01",
+        {"trigger": "alertmanager", "alerts": [DRIFT_ALERT]},
+        train={**LEARNS, "epochs": 3},
+        gate={"test_margin": -1.0, "holdout_margin": 1.0, "holdout_min_rows": HOLDOUT_MIN},
+        timing="dags_test_promoted_s",
     )
-    started = time.monotonic()
-    run = stack.dags_test("2026-04-01", {"trigger": "alertmanager", "alerts": [DRIFT_ALERT]})
-    stack.durations["dags_test_promoted_s"] = time.monotonic() - started
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
-    assert PASSWORD not in run.stdout + run.stderr
 
     gate = _gate(stack, "2026-04-01")
     champion = client.get_model_version_by_alias(MODEL, "champion")

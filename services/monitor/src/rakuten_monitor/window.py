@@ -56,15 +56,15 @@ def read_window(engine: Engine, size: int, *, model_version: str | None = None) 
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the database cannot be reached or read.
     """
-    predictions = select(*FEATURE_COLUMNS)
+    predictions = (
+        select(*FEATURE_COLUMNS)
+        .order_by(Prediction.created_at.desc(), Prediction.request_id.desc())
+        .limit(size)
+    )
     if model_version is not None:
         predictions = predictions.where(Prediction.model_version == model_version)
     with Session(engine) as session:
-        rows = session.execute(
-            predictions.order_by(Prediction.created_at.desc(), Prediction.request_id.desc()).limit(
-                size
-            )
-        ).all()
+        rows = session.execute(predictions).all()
         feedback = session.execute(
             select(Feedback.true_prdtypecode, Feedback.predicted_prdtypecode)
             .order_by(Feedback.created_at.desc(), Feedback.id.desc())
