@@ -13,11 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rakuten_core.drift import InputFeatures, product_features, with_answer
 from rakuten_core.logs import configure_logging
 from rakuten_core.records import Feedback, Prediction
 from rakuten_serve.app import create_app
 from rakuten_serve.db.engine import build_engine
-from rakuten_serve.predictor import Predictor
+from rakuten_serve.middleware import new_request_id
+from rakuten_serve.predictor import Predictor, prepare_input
 from rakuten_serve.settings import ServeSettings
 from tests.utils.prom_text import sample_labels, sample_value
 from tests.utils.serve_app import (
@@ -78,7 +80,7 @@ def test_every_field_of_a_prediction_is_recorded(
     assert len(row.top_k) == 5
     assert 0 < row.latency_ms < 10_000
     assert abs((datetime.now(UTC) - row.created_at.replace(tzinfo=UTC)).total_seconds()) < 60
-    # drift features, computed by rakuten_core.drift.product_features (what the monitor reads)
+    # drift features, computed by rakuten_core.drift as for the reference (what the monitor reads)
     assert row.text_length == len("Piscine ronde Avec pompe")  # the cleaned model text
     assert (row.has_description, row.has_image) == (True, True)
     assert row.image_brightness == pytest.approx((30 + 120 + 200) / 3, abs=3)  # a flat JPEG
@@ -213,3 +215,32 @@ def test_access_log_has_requests_but_no_secrets(client: TestClient, tmp_path: Pa
     assert PASSWORD not in text and "a-wrong-password-123" not in text
     assert image[200:240].hex() not in text and str(image[200:240]) not in text
     logging.getLogger().handlers.clear()
+
+
+def test_the_input_is_prepared_with_the_records_drift_features() -> None:
+    """prepare_input (a decode thread) computes them, so the event loop only adds the answer."""
+    limits = ServeSettings(_env_file=None).image_limits  # type: ignore[call-arg]
+    image = jpeg_bytes()
+    prepared = prepare_input(
+        "Piscine <b>ronde</b>", " <p> </p> ", image, image_size=32, limits=limits
+    )
+    assert prepared.features is not None and prepared.image is not None
+    evaluated = product_features(  # what evaluation computes for the bundle's reference
+        text=prepared.text, description=" <p> </p> ", image=prepared.image, prdtypecode=10,
+        probability=0.5,
+    )  # fmt: skip
+    assert with_answer(prepared.features, prdtypecode=10, probability=0.5) == evaluated
+    assert (evaluated.has_description, evaluated.has_image) == (False, True)
+    text_only = prepare_input("Piscine", "Avec pompe", None, image_size=32, limits=limits)
+    assert text_only.features == InputFeatures(
+        text_length=len("Piscine Avec pompe"),
+        has_description=True,
+        has_image=False,
+        image_brightness=None,
+    )
+
+
+def test_request_ids_are_uuid4_shaped_and_distinct() -> None:
+    ids = {new_request_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(len(rid) == 32 and int(rid, 16) >= 0 for rid in ids)

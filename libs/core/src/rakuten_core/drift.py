@@ -1,10 +1,11 @@
 """The drift features of a product, and their reference distributions stored in the bundle.
 
-Serving records each prediction's features (:func:`product_features` on the cleaned text, the
-decoded image and the answer), evaluation computes the same function on every test row and
-stores the distributions (:func:`build_reference`) in ``bundle.json``'s ``reference``, and the
-monitor compares a recent window of records with them (:mod:`rakuten_core.drift_stats`). One
-function on both sides means a feature cannot drift because two copies computed it differently.
+Serving records each prediction's features (:func:`input_features` of the cleaned text and the
+decoded image where it prepares the input, then :func:`with_answer` for the answer); evaluation
+computes the same two steps (:func:`product_features`) on every test row and stores the
+distributions (:func:`build_reference`) in ``bundle.json``'s ``reference``; the monitor compares
+a recent window of records with them (:mod:`rakuten_core.drift_stats`). One function on both
+sides means a feature cannot drift because two copies computed it differently.
 
 Monitored features (the ``feature`` label of ``rakuten_drift_score``):
 
@@ -76,6 +77,20 @@ FEATURES_BY_NAME: Mapping[str, FeatureSpec] = {f.name: f for f in FEATURES}
 
 
 @dataclass(frozen=True)
+class InputFeatures:
+    """The drift features of a product's input, known before the model answers.
+
+    Serving computes them where it prepares the input (its decode threads), so the event loop
+    that answers requests does not; :func:`product_features` adds the answer.
+    """
+
+    text_length: int
+    has_description: bool
+    has_image: bool
+    image_brightness: float | None
+
+
+@dataclass(frozen=True)
 class ProductFeatures:
     """The drift features of one prediction; ``None`` where a record predates a feature."""
 
@@ -92,6 +107,36 @@ def image_brightness(image: ImageArray) -> float:
     return round(float(np.asarray(image, dtype=np.float64).mean()), 2)
 
 
+def input_features(
+    *, text: str, description: str | None, image: ImageArray | None
+) -> InputFeatures:
+    """Features of one product's input.
+
+    Args:
+        text: the model's text input, :func:`rakuten_core.text.product_text` output.
+        description: the description as received (cleaned here; blank counts as missing).
+        image: the decoded image the model saw, ``None`` when there was none.
+    """
+    return InputFeatures(
+        text_length=len(text),
+        has_description=bool(clean_text(description)),
+        has_image=image is not None,
+        image_brightness=image_brightness(image) if image is not None else None,
+    )
+
+
+def with_answer(inputs: InputFeatures, *, prdtypecode: int, probability: float) -> ProductFeatures:
+    """The features of one prediction: its input's and the answer (code and probability)."""
+    return ProductFeatures(
+        prdtypecode=int(prdtypecode),
+        probability=float(probability),
+        text_length=inputs.text_length,
+        has_description=inputs.has_description,
+        has_image=inputs.has_image,
+        image_brightness=inputs.image_brightness,
+    )
+
+
 def product_features(
     *,
     text: str,
@@ -102,21 +147,10 @@ def product_features(
 ) -> ProductFeatures:
     """Features of one product from what serving and evaluation both hold.
 
-    Args:
-        text: the model's text input, :func:`rakuten_core.text.product_text` output.
-        description: the description as received (cleaned here; blank counts as missing).
-        image: the decoded image the model saw, ``None`` when there was none.
-        prdtypecode: the predicted code.
-        probability: its probability.
+    :func:`input_features` of the input (arguments as there), then :func:`with_answer`.
     """
-    return ProductFeatures(
-        prdtypecode=int(prdtypecode),
-        probability=float(probability),
-        text_length=len(text),
-        has_description=bool(clean_text(description)),
-        has_image=image is not None,
-        image_brightness=image_brightness(image) if image is not None else None,
-    )
+    inputs = input_features(text=text, description=description, image=image)
+    return with_answer(inputs, prdtypecode=prdtypecode, probability=probability)
 
 
 def _flag(value: bool) -> str:

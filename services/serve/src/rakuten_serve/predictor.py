@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rakuten_core.bundle import Bundle, BundleMetadata, load_bundle
+from rakuten_core.drift import InputFeatures, input_features
 from rakuten_core.errors import InputTooLargeError, InvalidInputError, ModelUnavailableError
 from rakuten_core.image import ImageArray, decode_image
 from rakuten_core.inputs import model_inputs
@@ -39,6 +40,8 @@ class PreparedInput:
     image: ImageArray | None
     image_sha256: str | None = None
     image_bytes: int | None = None
+    # drift features of the input, computed with it (off the event loop) for the record
+    features: InputFeatures | None = None
 
 
 @dataclass(frozen=True)
@@ -201,13 +204,18 @@ def prepare_input(
     image_size: int,
     limits: ImageLimits,
 ) -> PreparedInput:
-    """Clean the text and decode the image (CPU work: call from a worker thread)."""
+    """Clean the text, decode the image, compute the record's drift features.
+
+    CPU work: call from a worker thread (the event loop only calls it for text-only products).
+    """
     text = product_text(designation, description)
     if image is None:
         if not text:
             raise InvalidInputError("the product has no text left after cleaning and no image")
-        return PreparedInput(text, None)
+        features = input_features(text=text, description=description, image=None)
+        return PreparedInput(text, None, features=features)
     if len(image) > limits.max_bytes:
         raise InputTooLargeError(f"image is {len(image)} bytes; the limit is {limits.max_bytes}")
     array = decode_image(image, size=image_size, limits=limits)
-    return PreparedInput(text, array, hashlib.sha256(image).hexdigest(), len(image))
+    features = input_features(text=text, description=description, image=array)
+    return PreparedInput(text, array, hashlib.sha256(image).hexdigest(), len(image), features)

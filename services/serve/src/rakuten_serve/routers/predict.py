@@ -12,7 +12,7 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from pydantic import ValidationError
 from slowapi import Limiter
 
-from rakuten_core.drift import product_features
+from rakuten_core.drift import input_features, with_answer
 from rakuten_core.errors import InputTooLargeError, InvalidInputError
 from rakuten_core.logs import request_id
 from rakuten_core.records import feature_columns
@@ -73,12 +73,11 @@ def _record(
     prepared: PreparedInput,
     response: PredictionResponse,
 ) -> dict[str, Any]:
-    features = product_features(
-        text=prepared.text,
-        description=product.description,
-        image=prepared.image,
-        prdtypecode=response.prdtypecode,
-        probability=response.probability,
+    inputs = prepared.features or input_features(  # prepare_input computed them off the loop
+        text=prepared.text, description=product.description, image=prepared.image
+    )
+    features = with_answer(
+        inputs, prdtypecode=response.prdtypecode, probability=response.probability
     )
     return {
         "request_id": rid,
