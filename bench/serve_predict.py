@@ -1,18 +1,18 @@
 """``/predict`` measured on the server: batched vs unbatched vs the in-process limit, side by side.
 
-Two real ``rakuten-serve run`` servers (one uvicorn worker each, fresh SQLite database, rate
-limit off, default batching settings) start one after the other on 127.0.0.1: micro-batching
-on, then off; each start is a cold-start figure (process start -> first 200 on
-``/health/ready``). The load comes from ``wrk``, a native load generator, so the client leaves
-the CPU to the server (its own CPU is printed); a Lua script cycles through multipart bodies
-built from real rows and real 500x500 JPEGs (``../shared/data/rakuten``, else the offline
-sample). For each concurrency, the batched server, the unbatched server and the in-process
-limit (this process: the same ``prepare_input`` on a 2-thread pool like the server's decode
-pool, then ``predict_batch`` on batches of min(concurrency, max batch) products, no HTTP) run
-back to back, so the machine's load drifts over all three alike. Printed per row: req/s,
-latency p50/p95/p99, errors (non-2xx answers, socket errors), server CPU per request, the wrk
-process's CPU, the load average. Then the issue's targets as ratios, and resident memory per
-worker (also with ``--workers`` processes). Prints figures; asserts nothing.
+Real ``rakuten-serve run`` servers (fresh SQLite database, rate limit off, default batching
+settings) start one after the other on 127.0.0.1: micro-batching on, then off (one uvicorn
+worker each), then batching on with ``--workers`` processes (2 by default: one per core); each
+start is a cold-start figure (process start -> first 200 on ``/health/ready``). The load comes
+from ``wrk``, a native load generator, so the client leaves the CPU to the server (its own CPU
+is printed); a Lua script cycles through multipart bodies built from real rows and real
+500x500 JPEGs (``../shared/data/rakuten``, else the offline sample). For each concurrency, the
+servers and the in-process limit (this process: the same ``prepare_input`` on a 2-thread pool
+like the server's decode pool, then ``predict_batch`` on batches of min(concurrency, max batch)
+products, no HTTP) run back to back, so the machine's load drifts over all of them alike.
+Printed per row: req/s, latency p50/p95/p99, errors (non-2xx answers, socket errors), server
+CPU per request, the wrk process's CPU, the load average. Then the issue's targets as ratios,
+and resident memory per worker. Prints figures; asserts nothing.
 
     uv run --frozen python bench/serve_predict.py                       # full run (~5 min)
     uv run --frozen python bench/serve_predict.py --duration 5 --concurrency 8,32 --workers 1
@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))  # tests.utils: shared with the tests (server, wrk
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 HELP = """Measure /predict on real servers: batched vs unbatched vs the in-process limit.
 
-Starts a batched and an unbatched `rakuten-serve run` (1 worker each; cold start printed),
+Starts a batched and an unbatched `rakuten-serve run` (1 worker each) and a batched one with
+--workers processes (cold starts printed),
 loads them with wrk (native; real rows + 500x500 JPEGs, multipart, bearer token) at each
 concurrency, back to back with the in-process limit, and prints req/s, p50/p95/p99, errors,
 server CPU/request, wrk's own CPU, the load average, the issue #13 target ratios and RSS per
@@ -155,7 +156,7 @@ def _start(
     from tests.utils.serve_app import ServeProcess  # noqa: PLC0415
 
     env = base_env | {"RAKUTEN_BATCH_ENABLED": str(mode != "unbatched").lower()}
-    log = work / f"{mode}-{workers}.out"
+    log = work / f"{mode.replace(' ', '-')}-{workers}.out"
     server = ServeProcess(env, workers=workers, log_path=log, args=["--no-migrate"])
     try:
         cold = server.wait_ready(timeout_s=600)
@@ -184,7 +185,10 @@ def main(
         str, typer.Option(help="Comma-separated concurrency levels (wrk connections).")
     ] = "1,8,32,64",
     workers: Annotated[
-        int, typer.Option(min=1, help="Also start a batched server with N workers: RSS.")
+        int,
+        typer.Option(
+            min=1, help="Also measure a batched server with N workers (1: none); RSS per worker."
+        ),
     ] = 2,
     install_wrk: Annotated[bool, typer.Option(help="apt-get install wrk if missing.")] = True,
     baseline_src: Annotated[
@@ -231,16 +235,20 @@ def main(
     )
     servers: dict[str, Any] = {}
     colds: list[tuple[str, int, float, float, list[tuple[float, float]]]] = []
+    # mode -> (worker processes, environment); the multi-worker server is measured like the others
+    plan = dict.fromkeys(MODES, (1, env))
+    if workers > 1:
+        plan[f"batched x{workers}"] = (workers, env)
+    if baseline_src:
+        plan["baseline"] = (1, env | {"PYTHONPATH": str(baseline_src)})
     try:
-        modes = [*MODES, "baseline"] if baseline_src else list(MODES)
-        for mode in modes:
-            mode_env = env | ({"PYTHONPATH": str(baseline_src)} if mode == "baseline" else {})
-            servers[mode], cold, cpu = _start(mode, mode_env, 1, work)
+        for mode, (n_workers, mode_env) in plan.items():
+            servers[mode], cold, cpu = _start(mode, mode_env, n_workers, work)
             print(
                 f"{mode} server ready: cold start {cold:.1f} s, {cpu:.1f} CPU s (load {_load()})",
                 flush=True,
             )
-            colds.append((mode, 1, cold, cpu, []))
+            colds.append((mode, n_workers, cold, cpu, []))
         scripts = {}
         import httpx  # noqa: PLC0415
 
@@ -288,17 +296,10 @@ def main(
             results[("local", c)] = local.measure(c, duration)
             print(_row("in-process limit", c, results[("local", c)]), flush=True)
 
-        for mode, server in servers.items():
-            colds[modes.index(mode)][4].extend(rss_mib(p) for p in server.worker_pids())
+        for i, server in enumerate(servers.values()):
+            colds[i][4].extend(rss_mib(p) for p in server.worker_pids())
     finally:
         for server in servers.values():
-            server.close()
-    if workers > 1:
-        server, cold, cpu = _start("batched", env, workers, work)
-        try:
-            mems = [rss_mib(p) for p in server.worker_pids()]
-            colds.append(("batched", workers, cold, cpu, mems))
-        finally:
             server.close()
 
     print(
@@ -311,9 +312,15 @@ def main(
     print(f"  batched server / in-process limit: {b['rps'] / lim['rps']:.2f} (target >= 0.80)")
     print(f"  batched / unbatched server:        {b['rps'] / u['rps']:.2f}x (target >= 3x)")
     print(f"  batched p99 / p50:                 {b['p99'] / b['p50']:.2f} (target <= 2.5)")
+    if workers > 1:
+        m, name = results[(f"batched x{workers}", key)], f"batched x{workers} workers"
+        print(f"  {name} / in-process limit: {m['rps'] / lim['rps']:.2f} (target >= 0.80)")
+        print(f"  {name} / unbatched server: {m['rps'] / u['rps']:.2f}x (target >= 3x)")
+        print(f"  {name} p99 / p50:          {m['p99'] / m['p50']:.2f} (target <= 2.5)")
     if baseline_src:
         o = results[("baseline", key)]
-        print(f"  baseline batched p99 / p50:        {o['p99'] / o['p50']:.2f} ({baseline_src})")
+        print(f"  baseline batched / in-process:     {o['rps'] / lim['rps']:.2f} ({baseline_src})")
+        print(f"  baseline batched p99 / p50:        {o['p99'] / o['p50']:.2f}")
     print("\ncold start (process start -> /health/ready 200) and resident memory per worker:")
     for mode, n_workers, cold, cpu, mems in colds:
         mem = ", ".join(f"{rss:.0f} MiB (peak {hwm:.0f})" for rss, hwm in mems)

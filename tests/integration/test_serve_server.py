@@ -79,7 +79,7 @@ def test_cli_users(tmp_path: Path) -> None:
     assert listing == ["carol\tadmin predict\tdisabled"]
 
 
-def test_two_workers_share_redis_limits_and_log_without_secrets(
+def test_two_workers_share_redis_limits_and_the_cores_and_log_without_secrets(
     redis_server: RedisServer, serve_bundle_dir: Path, tmp_path: Path
 ) -> None:
     settings = serve_settings(
@@ -98,6 +98,10 @@ def test_two_workers_share_redis_limits_and_log_without_secrets(
     try:
         cold_start = server.wait_ready()
         assert cold_start < 180
+        server.wait_workers(settle_s=0)
+        for pid in server.worker_pids():  # each worker sizes TensorFlow's threads for 2 workers
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            assert b"RAKUTEN_WORKERS=2" in environ
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
             token = client.post("/token", data={"username": "alice", "password": PASSWORD}).json()[
                 "access_token"

@@ -1,4 +1,5 @@
-"""What startup leaves behind: the model traced for every batch size, the heap frozen.
+"""What startup leaves behind: the model traced for every batch size, the heap frozen, the
+cores shared between the workers' TensorFlow thread pools.
 
 See ``rakuten_serve.heap`` and ``LoadedModel.warm_up``; the timings themselves are in
 ``bench/serve_predict.py`` and docs/performance.md, never asserted here.
@@ -7,6 +8,7 @@ See ``rakuten_serve.heap`` and ``LoadedModel.warm_up``; the timings themselves a
 from __future__ import annotations
 
 import gc
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rakuten_serve.app import create_app
+from rakuten_serve.asgi import size_tensorflow_threads
 from rakuten_serve.predictor import Predictor, PreparedInput, load_model
 from rakuten_serve.settings import ServeSettings
 from tests.utils.serve_app import bearer, get_token
@@ -80,3 +83,22 @@ def test_every_swap_refreezes_the_heap_once(
     assert len(calls) == 1 and predictor.model is not first
     predictor.reload_with(first)
     assert len(calls) == 2 and predictor.model is first
+
+
+def test_workers_share_the_cores_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = ("TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS")
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    size_tensorflow_threads(1)  # one worker: one inter-op thread, intra-op TensorFlow's default
+    assert os.environ["TF_NUM_INTEROP_THREADS"] == "1"
+    assert "TF_NUM_INTRAOP_THREADS" not in os.environ
+    cores = len(os.sched_getaffinity(0))
+    size_tensorflow_threads(2)
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == str(max(1, cores // 2))
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")
+    size_tensorflow_threads(4 * cores)  # more workers than cores: one thread each, never zero
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "7")
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "3")
+    size_tensorflow_threads(2)  # set by the operator: kept
+    assert [os.environ[name] for name in names] == ["3", "7"]

@@ -1,6 +1,8 @@
 """The ASGI entry point for servers: ``uvicorn --factory rakuten_serve.asgi:build``.
 
-Each worker process calls :func:`build` once: settings from the environment, logging to
+Each worker process calls :func:`build` once: settings from the environment, TensorFlow's
+thread pools sized for ``RAKUTEN_WORKERS`` processes (``rakuten-serve run --workers N`` sets
+it; set it yourself when starting uvicorn or gunicorn with several workers), logging to
 ``logs/serve.log``, then :func:`rakuten_serve.app.create_app`.
 """
 
@@ -15,11 +17,25 @@ from rakuten_serve.app import create_app
 from rakuten_serve.settings import get_settings
 
 
-def build() -> FastAPI:
-    # Model calls are serialised by the batcher, so TensorFlow gains nothing from several
-    # inter-op threads; they only spin between calls (~30 % more CPU per small call, measured).
-    # Set before TensorFlow starts; an explicit TF_NUM_INTEROP_THREADS wins.
+def size_tensorflow_threads(workers: int) -> None:
+    """TensorFlow's thread pools for one of ``workers`` processes (before TensorFlow starts).
+
+    - Inter-op: 1. Model calls are serialised by the batcher, so TensorFlow gains nothing from
+      several inter-op threads; they only spin between calls (~30 % more CPU per small call).
+    - Intra-op: TensorFlow's default is every core, in each process; with several workers that
+      is more busy threads than cores, so each gets its share (cores // workers, at least 1):
+      with 2 workers on 2 cores, 12 % less CPU per request (docs/performance.md).
+
+    A value already set in the environment wins.
+    """
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    if workers > 1:
+        share = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(share))
+
+
+def build() -> FastAPI:
     settings = get_settings()
+    size_tensorflow_threads(settings.workers)
     configure_logging("serve", log_dir=settings.log_dir, level=settings.log_level)
     return create_app(settings)

@@ -75,6 +75,7 @@ def run(
             if (settings.jwt_secret)
             else secrets.token_urlsafe(48)
         )
+    os.environ["RAKUTEN_WORKERS"] = str(n_workers)  # the workers size their thread pools by it
     if migrate:
         from rakuten_serve.db.migrate import upgrade  # noqa: PLC0415  (Alembic: ~1 s to import)
 
