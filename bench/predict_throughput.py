@@ -10,9 +10,12 @@ JPEGs of ``../shared/data/rakuten`` through a symlink named as in the challenge 
    ``model`` = stacking the batch (``model_inputs``) + ``Bundle.predict_proba``, measured with
    ``process_time`` (TensorFlow's own threads included) after a warm-up call.
 2. **bound** = ``cores / (decode_cpu + model_cpu)`` rows/s: what the machine gives when every
-   core is busy with useful work and nothing else (no pipeline can beat it).
+   core is busy with useful work and nothing else (no pipeline can beat it). The parts are
+   measured before and after the end-to-end runs and averaged (this machine's speed drifts over
+   minutes); both are printed.
 3. **end to end**: the real ``rakuten-predict predict`` CLI in a child process; rows/s from its
-   summary (process start and model load excluded), its CPU per row and peak RSS, and rows/s
+   summary (process start and model load excluded), its CPU per row (the decode processes
+   included) and peak RSS, and rows/s
    divided by the bound. With ``--baseline DIR`` (a source tree, e.g. ``git archive`` of an older
    commit) the CLI of that tree runs too, alternated with the current one, for before/after
    figures from one command under the same load.
@@ -187,18 +190,18 @@ def main(
     typer.echo(f"cores {cores}, rows {rows}, batch {batch_size}, load average {load_avg()}")
 
     csv_path, images = build_dataset(work, rows)
-    parts = measure_parts(model_dir, csv_path, images, batch=batch_size, rows=min(parts_rows, rows))
-    per_row = parts["decode_ms"] + parts["model_ms"]
-    bound = cores * 1000 / per_row
-    typer.echo(f"\nparts (load average {load_avg()}):")
-    typer.echo(f"  decode CPU {parts['decode_ms']:.2f} ms/row (one thread)")
+
+    def parts_now() -> dict[str, float]:
+        return measure_parts(
+            model_dir, csv_path, images, batch=batch_size, rows=min(parts_rows, rows)
+        )
+
+    before = parts_now()
+    typer.echo(f"\nparts before the runs (load average {load_avg()}):")
+    typer.echo(f"  decode CPU {before['decode_ms']:.2f} ms/row (one thread)")
     typer.echo(
-        f"  model CPU {parts['model_ms']:.2f} ms/row "
-        f"(alone: {parts['model_rows_per_s']:.0f} rows/s wall)"
-    )
-    typer.echo(
-        f"  bound = cores / (decode + model) = {cores} x 1000 / "
-        f"({parts['decode_ms']:.2f} + {parts['model_ms']:.2f}) = {bound:.0f} rows/s"
+        f"  model CPU {before['model_ms']:.2f} ms/row "
+        f"(alone: {before['model_rows_per_s']:.0f} rows/s wall)"
     )
 
     variants = [("current", ROOT)] + ([("baseline", baseline.resolve())] if baseline else [])
@@ -214,6 +217,20 @@ def main(
                 outputs.setdefault(name, out)
                 label = f"{name}, {r['workers']} workers, run {n + 1}"
                 results.append((label, r, load_avg()))
+    # The parts again after the runs: this machine's speed drifts over minutes, so the bound is
+    # taken from both measurements around the runs, and both are printed.
+    after = parts_now()
+    parts = {k: (before[k] + after[k]) / 2 for k in ("decode_ms", "model_ms")}
+    per_row = parts["decode_ms"] + parts["model_ms"]
+    bound = cores * 1000 / per_row
+    typer.echo(f"\nparts after the runs (load average {load_avg()}):")
+    typer.echo(
+        f"  decode CPU {after['decode_ms']:.2f} ms/row, model CPU {after['model_ms']:.2f} ms/row"
+    )
+    typer.echo(
+        f"bound = cores / (decode + model), parts averaged over before and after = {cores} x "
+        f"1000 / ({parts['decode_ms']:.2f} + {parts['model_ms']:.2f}) = {bound:.0f} rows/s"
+    )
     typer.echo(
         "\n| run | rows/s | / bound | CPU ms/row | parts / CPU | cores used | wall s "
         "| peak RSS MiB | load avg |"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from rakuten_predict.cli import app
 from rakuten_predict.engine import predict_batches
 from rakuten_predict.output import output_columns
 from rakuten_predict.reader import ProductCsv, ProductRow, batched
+from rakuten_predict.runner import cpu_seconds
 from tests.utils.predict_data import EMPTY_TEXT_ROW, GARBAGE_IMAGE
 
 pytestmark = pytest.mark.slow  # loads TensorFlow and a real Keras model
@@ -249,3 +252,11 @@ def test_output_is_a_readable_csv(
         header = next(csv.reader(fh))
     assert header[:4] == ["", "productid", "imageid", "prdtypecode"]
     assert oct(out.stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_the_cpu_figure_counts_the_ended_decode_processes() -> None:
+    """The summary's cpu_seconds: this process and its ended children (the decode pool)."""
+    before = cpu_seconds()
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    subprocess.run([sys.executable, "-c", spin], check=True)
+    assert cpu_seconds() - before >= 0.25

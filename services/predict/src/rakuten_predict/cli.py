@@ -71,7 +71,7 @@ def predict(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per model call")] = 256,
     workers: Annotated[
-        int, typer.Option(min=0, help="Image decode threads (0 = one per core, 2..8)")
+        int, typer.Option(min=0, help="Decode processes (0 = one per core, 2..8)")
     ] = 0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr")] = True,
 ) -> None:

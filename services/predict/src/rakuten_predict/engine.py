@@ -1,10 +1,17 @@
 """The streaming prediction loop: parallel preprocessing overlapped with model calls.
 
 Rows arrive in batches from the CSV reader. Each row's text cleaning and image decoding run in a
-thread pool (Pillow's JPEG decoder releases the GIL), ``prefetch`` batches ahead of the model, so
-while TensorFlow predicts batch *k* the pool is already decoding batches *k+1..k+prefetch*. At
-most ``(prefetch + 1) * batch_size`` decoded images are alive at any time: memory is bounded by
-the batch size, never by the file size.
+pool of ``workers`` processes (one chunk of a batch per process), ``prefetch`` batches ahead of
+the model, so while TensorFlow predicts batch *k* the pool is already decoding batches
+*k+1..k+prefetch*. At most ``(prefetch + 1) * batch_size`` decoded images are alive at any time:
+memory is bounded by the batch size, never by the file size.
+
+Processes, not threads: decoding is about two thirds of a row's CPU and much of it is Python
+(Pillow's JPEG header parsing, EXIF, text cleaning) holding the GIL, so two decode threads and the
+model's thread fought over it and every row cost more CPU than the parts alone
+(docs/performance.md, "Batch prediction"). The pool starts its processes with ``spawn``: the
+parent runs TensorFlow's threads, and a ``fork`` of a process with running threads can deadlock
+in the child. A child imports this module (NumPy, Pillow), never TensorFlow.
 
 Preprocessing is exactly the serving path's: :func:`rakuten_core.text.product_text`,
 :func:`rakuten_core.image.decode_image` (through ``decode_image_file``) and
@@ -14,9 +21,10 @@ Preprocessing is exactly the serving path's: :func:`rakuten_core.text.product_te
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -77,6 +85,11 @@ def prepare_row(row: ProductRow, *, images_dir: Path, image_size: int) -> Prepar
     return PreparedRow(row, text, image, "ok")
 
 
+def prepare_rows(rows: list[ProductRow], images_dir: Path, image_size: int) -> list[PreparedRow]:
+    """:func:`prepare_row` for each of ``rows``: one task of a decode process."""
+    return [prepare_row(row, images_dir=images_dir, image_size=image_size) for row in rows]
+
+
 def predict_batches(
     predictor: Predictor,
     batches: Iterable[list[ProductRow]],
@@ -97,20 +110,22 @@ def predict_batches(
         raise ValueError("workers and prefetch must be >= 1")
     size = predictor.image_size
     source = iter(batches)
-    pending: deque[list[Future[PreparedRow]]] = deque()
+    pending: deque[list[Future[list[PreparedRow]]]] = deque()
     width = 0  # rows per model call, fixed by the first batch
+    context = multiprocessing.get_context("spawn")
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
 
         def submit_next() -> None:
             nonlocal width
             batch = next(source, None)
             if batch is not None:
                 width = width or len(batch)
+                step = -(-len(batch) // workers)  # one chunk per process
                 pending.append(
                     [
-                        pool.submit(prepare_row, row, images_dir=images_dir, image_size=size)
-                        for row in batch
+                        pool.submit(prepare_rows, batch[i : i + step], images_dir, size)
+                        for i in range(0, len(batch), step)
                     ]
                 )
 
@@ -122,7 +137,7 @@ def predict_batches(
             while pending:
                 futures = pending.popleft()
                 submit_next()  # keep the pool busy while this batch goes through the model
-                prepared = [f.result() for f in futures]
+                prepared = [p for future in futures for p in future.result()]
                 pad = max(0, width - len(prepared))
                 inputs = model_inputs(
                     [p.text for p in prepared] + [""] * pad,

@@ -14,7 +14,6 @@ from tqdm import tqdm
 
 from rakuten_core.bundle import Bundle
 from rakuten_core.errors import InvalidInputError
-from rakuten_core.scoring import classification_metrics
 from rakuten_predict.engine import predict_batches
 from rakuten_predict.output import PredictionWriter
 from rakuten_predict.reader import ProductCsv, batched, read_labels
@@ -24,8 +23,14 @@ logger = logging.getLogger(__name__)
 
 
 def default_workers() -> int:
-    """Decode threads: one per core, at least 2 (decoding waits on I/O too), at most 8."""
+    """Decode processes: one per core, at least 2 (decoding waits on I/O too), at most 8."""
     return max(2, min(8, os.cpu_count() or 1))
+
+
+def cpu_seconds() -> float:
+    """CPU of this process (all its threads) and of its ended children (the decode processes)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def run_prediction(
     products = ProductCsv(config.csv)
     workers = config.workers or default_workers()
     logger.info(
-        "predicting %d rows of %s (batch %d, %d decode threads)",
+        "predicting %d rows of %s (batch %d, %d decode processes)",
         total,
         config.csv,
         config.batch_size,
@@ -105,7 +110,7 @@ def run_prediction(
     summary = SummaryBuilder(bundle.categories)
     y_true: list[int] = []
     y_pred: list[int] = []
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     with (
         PredictionWriter(config.out, bundle.categories) as writer,
         tqdm(total=total, unit="row", desc="predict", disable=not config.progress) as bar,
@@ -126,7 +131,7 @@ def run_prediction(
                     y_pred.append(bundle.categories.code_of(int(idx)))
             bar.update(len(result.rows))
     elapsed = time.perf_counter() - started
-    cpu_seconds = time.process_time() - cpu_started  # every thread: decode pool and TensorFlow
+    cpu_used = cpu_seconds() - cpu_started  # TensorFlow and the decode pool, ended with the loop
 
     meta = bundle.metadata
     extra: dict[str, Any] = {
@@ -141,11 +146,15 @@ def run_prediction(
         "throughput": {
             "seconds": round(elapsed, 3),
             "rows_per_second": round(total / elapsed, 1) if elapsed > 0 else None,
-            "cpu_seconds": round(cpu_seconds, 3),
+            "cpu_seconds": round(cpu_used, 3),
             "batch_size": config.batch_size,
             "workers": workers,
         },
     }
     if labels is not None:
+        # imported here: scikit-learn takes seconds to import, and a run without labels (and
+        # every decode process, which imports the CLI's modules) never needs it
+        from rakuten_core.scoring import classification_metrics  # noqa: PLC0415
+
         extra["metrics"] = classification_metrics(y_true, y_pred, bundle.categories)
     return summary.build(**extra)
