@@ -2,7 +2,7 @@
 
 The model reference shares serve's variable, ``RAKUTEN_MODEL_PATH``: in a deployment the batch
 job and the API should use the same model (usually ``models:/<name>@champion``). Tunables
-(batch size, decode threads) stay in ``params.yaml`` and reach the CLI as flags; flags win over
+(batch size, decode processes) stay in ``params.yaml`` and reach the CLI as flags; flags win over
 settings. Every field is documented in ``.env.example``.
 """
 
