@@ -8,18 +8,22 @@ See ``rakuten_serve.heap`` and ``LoadedModel.warm_up``; the timings themselves a
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from rakuten_serve.app import create_app
 from rakuten_serve.asgi import size_tensorflow_threads
+from rakuten_serve.cli import app as cli_app
 from rakuten_serve.predictor import Predictor, PreparedInput, load_model
-from rakuten_serve.settings import ServeSettings
-from tests.utils.serve_app import bearer, get_token
+from rakuten_serve.settings import ServeSettings, get_settings
+from tests.utils.serve_app import bearer, get_token, serve_settings, settings_env
 from tests.utils.serve_fixtures import copy_bundle_as
 
 pytestmark = pytest.mark.slow
@@ -102,3 +106,30 @@ def test_workers_share_the_cores_unless_told_otherwise(monkeypatch: pytest.Monke
     monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "3")
     size_tensorflow_threads(2)  # set by the operator: kept
     assert [os.environ[name] for name in names] == ["3", "7"]
+
+
+def test_one_worker_started_by_the_cli_sizes_its_threads_for_the_cli_count(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`run --workers 1` wins over RAKUTEN_WORKERS, in the in-process worker's settings too."""
+    env = settings_env(serve_settings(tmp_path)) | {
+        "RAKUTEN_WORKERS": "3",
+        "RAKUTEN_RUN_DIR": str(tmp_path / "run"),
+        "RAKUTEN_METRICS_ENABLED": "false",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    seen: list[tuple[int, str]] = []
+    monkeypatch.setattr(
+        uvicorn,
+        "run",
+        lambda *_, **__: seen.append((get_settings().workers, os.environ["RAKUTEN_WORKERS"])),
+    )
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli_app, ["run", "--workers", "1", "--no-migrate"])
+    finally:
+        get_settings.cache_clear()
+        logging.getLogger().handlers.clear()  # the CLI's log file lives in tmp_path
+    assert result.exit_code == 0, result.output
+    assert seen == [(1, "1")]  # what asgi.build() reads in this process

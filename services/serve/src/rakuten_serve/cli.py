@@ -75,7 +75,10 @@ def run(
             if (settings.jwt_secret)
             else secrets.token_urlsafe(48)
         )
-    os.environ["RAKUTEN_WORKERS"] = str(n_workers)  # the workers size their thread pools by it
+    # The workers size TensorFlow's thread pools by it (rakuten_serve.asgi): spawned workers read
+    # the environment, a single in-process one these cached settings.
+    os.environ["RAKUTEN_WORKERS"] = str(n_workers)
+    settings.workers = n_workers
     if migrate:
         from rakuten_serve.db.migrate import upgrade  # noqa: PLC0415  (Alembic: ~1 s to import)
 
