@@ -209,13 +209,16 @@ def prepare_input(
     CPU work: call from a worker thread (the event loop only calls it for text-only products).
     """
     text = product_text(designation, description)
+    array, sha256, size = None, None, None
     if image is None:
         if not text:
             raise InvalidInputError("the product has no text left after cleaning and no image")
-        features = input_features(text=text, description=description, image=None)
-        return PreparedInput(text, None, features=features)
-    if len(image) > limits.max_bytes:
-        raise InputTooLargeError(f"image is {len(image)} bytes; the limit is {limits.max_bytes}")
-    array = decode_image(image, size=image_size, limits=limits)
+    else:
+        if len(image) > limits.max_bytes:
+            raise InputTooLargeError(
+                f"image is {len(image)} bytes; the limit is {limits.max_bytes}"
+            )
+        array = decode_image(image, size=image_size, limits=limits)
+        sha256, size = hashlib.sha256(image).hexdigest(), len(image)
     features = input_features(text=text, description=description, image=array)
-    return PreparedInput(text, array, hashlib.sha256(image).hexdigest(), len(image), features)
+    return PreparedInput(text, array, sha256, size, features)
