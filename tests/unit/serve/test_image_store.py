@@ -143,6 +143,27 @@ def test_a_write_over_the_cap_wakes_the_sweeper(tmp_path: Path) -> None:
     assert _images(tmp_path) == [stored_image_path(tmp_path, _sha(second), "JPEG")]
 
 
+def test_an_image_written_during_a_sweep_still_counts_toward_the_cap(tmp_path: Path) -> None:
+    """The sweep's total comes from a scan; a write landing meanwhile must not be forgotten,
+    else the next write sees room under the cap and nothing sweeps (a flaky test found it)."""
+    first, second = jpeg_bytes(color=(1, 2, 3)), jpeg_bytes(size=(90, 90))
+    store, _ = _store(tmp_path, max_bytes=max(len(first), len(second)) + 10)
+    scan = store._folders
+
+    def scan_while_a_write_lands() -> list[str]:
+        folders = scan()  # the scan has seen the folders as they were: empty
+        store.write(first, _sha(first))  # the writer thread, meanwhile
+        return folders
+
+    store._folders = scan_while_a_write_lands  # type: ignore[method-assign]
+    store.sweep()
+    store._folders = scan  # type: ignore[method-assign]
+    assert not store._sweep_now.is_set()  # the first image alone is under the cap, but...
+    store.write(second, _sha(second))  # ...the second goes over the cap and wakes the sweeper
+    assert store._sweep_now.is_set()
+    assert store.sweep().files == 1  # one of the two evicted (same mtime second: either)
+
+
 def test_concurrent_writers_of_two_processes_leave_complete_files_only(tmp_path: Path) -> None:
     images = [jpeg_bytes(size=(60 + i, 60), color=(i * 9 % 255, 20, 200)) for i in range(12)]
     stores = [_store(tmp_path)[0] for _ in range(2)]  # two workers sharing one folder

@@ -70,6 +70,7 @@ class ImageStore:
         self._queued_bytes = 0
         self._lock = threading.Lock()
         self._approx_bytes = 0
+        self._written_bytes = 0  # ever written by this store: what a sweep's scan may miss
         self._sweep_now = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -144,6 +145,7 @@ class ImageStore:
             tmp.unlink(missing_ok=True)
         with self._lock:
             self._approx_bytes += len(data)
+            self._written_bytes += len(data)
             over = self._approx_bytes > self._max_bytes
         if over:
             self._sweep_now.set()
@@ -172,6 +174,8 @@ class ImageStore:
     def sweep(self, now: float | None = None) -> SweepResult:
         """Delete expired images, then the oldest until under the cap; returns what it did."""
         now = time.time() if now is None else now
+        with self._lock:
+            written_before = self._written_bytes
         files: list[tuple[float, int, Path]] = []
         for folder in self._folders():
             try:
@@ -202,7 +206,12 @@ class ImageStore:
         for _, _, path in expired:
             path.unlink(missing_ok=True)
         with self._lock:
-            self._approx_bytes = total
+            # images written while the folders were scanned may be missing from ``total``:
+            # counting them (perhaps twice) keeps the next write's over-the-cap check honest
+            self._approx_bytes = total + self._written_bytes - written_before
+            over = self._approx_bytes > self._max_bytes
+        if over:
+            self._sweep_now.set()  # one of them went over the cap: sweep again
         self._telemetry.image_store_swept(
             expired=len(expired), evicted=evicted, size_bytes=total, files=len(kept)
         )
