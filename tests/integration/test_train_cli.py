@@ -138,7 +138,7 @@ def test_champion_resolves_to_a_loadable_bundle_and_pyfunc(first_run: FirstRun) 
     local = resolve_bundle(
         f"models:/{MODEL_NAME}@champion", dst=first_run.root / "dl", tracking_uri=first_run.uri
     )
-    assert sorted(p.name for p in local.iterdir()) == ["bundle.json", "model.keras"]
+    assert sorted(p.name for p in local.iterdir()) == ["bundle.json", "model.keras", "serving"]
     bundle = load_bundle(local)
     assert bundle.metadata.model_version == (
         load_bundle(first_run.root / "models" / "current").metadata.model_version

@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rakuten_core.bundle import METADATA_FILE, MODEL_FILE, load_bundle, read_metadata
+from rakuten_core.bundle import (
+    METADATA_FILE,
+    MODEL_FILE,
+    SERVING_DIR,
+    load_bundle,
+    read_metadata,
+)
 from rakuten_core.categories import CATEGORIES
 from rakuten_core.drift import FEATURES, parse_reference
 from rakuten_core.inputs import model_inputs
@@ -17,7 +23,16 @@ pytestmark = pytest.mark.slow
 
 
 def test_small_bundle_is_complete_and_describes_itself(small_bundle_dir: Path) -> None:
-    assert sorted(p.name for p in small_bundle_dir.iterdir()) == [METADATA_FILE, MODEL_FILE]
+    assert sorted(p.name for p in small_bundle_dir.iterdir()) == [
+        METADATA_FILE,
+        MODEL_FILE,
+        SERVING_DIR,
+    ]
+    assert sorted(p.name for p in (small_bundle_dir / SERVING_DIR).iterdir()) == [
+        "check.json",
+        "model.onnx",
+        "text.json",
+    ]
     meta = read_metadata(small_bundle_dir)
     assert [c.code for c in meta.categories] == [c.code for c in CATEGORIES]
     assert meta.image_size == 32
@@ -55,3 +70,29 @@ def test_small_bundle_answers_with_a_missing_modality(small_bundle_dir: Path) ->
     assert probs.shape == (3, 27)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     assert np.isfinite(probs).all()
+
+
+def test_the_onnx_runtime_answers_as_the_keras_model_on_real_listings(
+    small_bundle_dir: Path,
+) -> None:
+    """The production architecture (masked BiLSTM as ONNX's LSTM, word and character TF-IDF,
+    CNN) through both runtimes, on real French listings with and without an image."""
+    from tests.utils.serve_bundle import training_rows
+
+    onnx = load_bundle(small_bundle_dir)
+    keras = load_bundle(small_bundle_dir, "keras")
+    assert (onnx.runtime_name, keras.runtime_name) == ("onnx", "keras")
+    texts = [t for t, _ in training_rows(600)] + ["", "x", "piscine " * 200]
+    size = onnx.image_size
+    rng = np.random.default_rng(3)
+    images = [
+        rng.integers(0, 256, (size, size, 3), dtype=np.uint8) if i % 3 else None
+        for i in range(len(texts))
+    ]
+    for start in range(0, len(texts), 64):
+        inputs = model_inputs(
+            texts[start : start + 64], images[start : start + 64], image_size=size
+        )
+        np.testing.assert_allclose(
+            onnx.predict_proba(inputs), keras.predict_proba(inputs), rtol=0, atol=1e-5
+        )

@@ -46,6 +46,7 @@ def test_reload_under_load(tmp_path: Path, serve_bundle_dir: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(serve_bundle_dir, broken)
     (broken / "model.keras").write_bytes(b"PK\x03\x04 not a keras archive")
+    (broken / "serving" / "model.onnx").write_bytes(b"not an onnx graph")  # the served file
     settings = serve_settings(tmp_path, model_path=str(serve_bundle_dir))
     migrate_and_add_users(settings, DEFAULT_USERS)
     predictor = Predictor(load_model(str(serve_bundle_dir), cache_dir=tmp_path / "c"), top_k=5)

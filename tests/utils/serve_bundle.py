@@ -20,7 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from rakuten_core.bundle import METADATA_FILE, MODEL_FILE, BundleMetadata, save_bundle
+from rakuten_core.bundle import (
+    METADATA_FILE,
+    MODEL_FILE,
+    ONNX_FILE,
+    SERVING_DIR,
+    BundleMetadata,
+    save_bundle,
+)
 from rakuten_core.categories import CATEGORIES
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT
 from rakuten_core.text import clean_text
@@ -144,8 +151,12 @@ def make_serve_bundle(
 
 
 def make_broken_bundle(source: Path, target: Path) -> Path:
-    """A copy of ``source`` whose model file is corrupt (``bundle.json`` still valid)."""
+    """A copy of ``source`` whose model files are corrupt (``bundle.json`` still valid).
+
+    Both runtimes' files: ``model.keras`` and ``serving/model.onnx``.
+    """
     shutil.copytree(source, target)
     (target / MODEL_FILE).write_bytes(b"this is not a keras archive")
+    (target / SERVING_DIR / ONNX_FILE).write_bytes(b"this is not an onnx graph")
     assert (target / METADATA_FILE).is_file()
     return target

@@ -12,6 +12,7 @@ import pytest
 from rakuten_core.bundle import (
     METADATA_FILE,
     MODEL_FILE,
+    SERVING_DIR,
     BundleMetadata,
     load_bundle,
     read_metadata,
@@ -26,13 +27,19 @@ SIZE = 8
 
 
 def _tiny_model(n_classes: int) -> Any:
-    """A real Keras model with the contract's three inputs (vectoriser inside the model)."""
+    """A real Keras model with the contract's three inputs (vectoriser inside the model).
+
+    The vectoriser is one the ONNX export supports (no standardisation, counts), so the bundle
+    gets both runtimes.
+    """
     import keras
 
     text = keras.Input(shape=(1,), dtype="string", name="text")
     image = keras.Input(shape=(SIZE, SIZE, 3), dtype="uint8", name="image")
     has_image = keras.Input(shape=(1,), dtype="float32", name="has_image")
-    vectorizer = keras.layers.TextVectorization(max_tokens=50, output_mode="multi_hot")
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=50, standardize=None, output_mode="count"
+    )
     vectorizer.adapt(["piscine gonflable", "livre ancien", "jeu de société"])
     words = keras.layers.Flatten()(vectorizer(text))
     pixels = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(image))
@@ -58,10 +65,15 @@ def tiny_model() -> Any:
 
 
 @pytest.mark.slow
-def test_round_trip_predicts_the_same_probabilities(tmp_path: Path, tiny_model: Any) -> None:
+@pytest.mark.parametrize("runtime", ["onnx", "keras"])
+def test_round_trip_predicts_the_same_probabilities(
+    tmp_path: Path, tiny_model: Any, runtime: Any
+) -> None:
     path = save_bundle(tmp_path / "bundle", tiny_model, _metadata())
-    assert sorted(p.name for p in path.iterdir()) == [METADATA_FILE, MODEL_FILE]
-    bundle = load_bundle(path)
+    assert sorted(p.name for p in path.iterdir()) == [METADATA_FILE, MODEL_FILE, SERVING_DIR]
+    bundle = load_bundle(path, runtime)
+    assert bundle.runtime_name == runtime
+    assert (bundle.model is None) == (runtime == "onnx")  # the ONNX runtime holds no Keras model
     assert bundle.metadata.model_version == "test-1"
     assert bundle.categories.code_of(0) == CATEGORIES[0].code
     inputs = model_inputs(
@@ -70,7 +82,9 @@ def test_round_trip_predicts_the_same_probabilities(tmp_path: Path, tiny_model: 
     probs = bundle.predict_proba(inputs)
     assert probs.shape == (2, len(CATEGORIES))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(probs, np.asarray(tiny_model.predict_on_batch(inputs)), rtol=1e-6)
+    np.testing.assert_allclose(
+        probs, np.asarray(tiny_model.predict_on_batch(inputs)), rtol=1e-5, atol=1e-7
+    )
     assert bundle.predict_proba(model_inputs([], [], image_size=SIZE)).shape == (0, 27)
 
 
@@ -121,7 +135,7 @@ def test_the_bundle_leaves_the_optimizer_state_out_and_predicts_the_same(tmp_pat
     model.save(tmp_path / "with-optimizer.keras")  # what the bundle held before
     assert "optimizer" in _archive_groups(tmp_path / "with-optimizer.keras")
     assert (path / MODEL_FILE).stat().st_size < (tmp_path / "with-optimizer.keras").stat().st_size
-    probs = load_bundle(path).predict_proba(inputs)
+    probs = load_bundle(path, "keras").predict_proba(inputs)
     np.testing.assert_array_equal(probs, np.asarray(model.predict_on_batch(inputs), np.float32))
     # the caller's model is untouched: still compiled, its optimizer state kept
     assert model.compiled and int(model.optimizer.iterations.numpy()) == steps
@@ -132,15 +146,18 @@ def test_a_bundle_saved_with_optimizer_state_still_loads(tmp_path: Path) -> None
     model, inputs = _trained(len(CATEGORIES))
     path = save_bundle(tmp_path / "bundle", model, _metadata())
     model.save(path / MODEL_FILE)  # a bundle written before the optimizer was left out
-    probs = load_bundle(path).predict_proba(inputs)
+    probs = load_bundle(path, "keras").predict_proba(inputs)
     np.testing.assert_array_equal(probs, np.asarray(model.predict_on_batch(inputs), np.float32))
 
 
 @pytest.mark.slow
-def test_a_model_whose_classes_disagree_with_the_metadata_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", ["onnx", "keras"])
+def test_a_model_whose_classes_disagree_with_the_metadata_is_refused(
+    tmp_path: Path, runtime: Any
+) -> None:
     save_bundle(tmp_path / "b", _tiny_model(5), _metadata())
     with pytest.raises(BundleError, match="outputs 5 classes but bundle.json lists 27"):
-        load_bundle(tmp_path / "b")
+        load_bundle(tmp_path / "b", runtime)
 
 
 def test_missing_directory_or_files_are_bundle_errors(tmp_path: Path) -> None:
@@ -179,3 +196,59 @@ def test_metadata_round_trips_through_json() -> None:
     again = BundleMetadata.model_validate_json(meta.model_dump_json())
     assert again == meta
     assert blank_image(SIZE).shape == (SIZE, SIZE, 3)
+
+
+@pytest.mark.slow
+def test_a_bundle_without_the_onnx_export_loads_with_keras(tmp_path: Path, tiny_model: Any) -> None:
+    path = save_bundle(tmp_path / "old", tiny_model, _metadata(), serving=False)
+    assert not (path / SERVING_DIR).exists()  # as bundles saved before the export were
+    assert load_bundle(path).runtime_name == "keras"
+    with pytest.raises(BundleError, match="no ONNX export"):
+        load_bundle(path, "onnx")
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        load_bundle(path, "torch")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_a_corrupt_onnx_export_is_a_bundle_error(tmp_path: Path, tiny_model: Any) -> None:
+    path = save_bundle(tmp_path / "b", tiny_model, _metadata())
+    (path / SERVING_DIR / "model.onnx").write_bytes(b"not an onnx graph")
+    with pytest.raises(BundleError, match=r"model\.onnx could not be loaded"):
+        load_bundle(path)
+    path = save_bundle(tmp_path / "c", tiny_model, _metadata())
+    (path / SERVING_DIR / "text.json").write_text('{"words": 5}')  # JSON, not a text spec
+    with pytest.raises(BundleError, match=r"text\.json could not be read"):
+        load_bundle(path)
+    assert load_bundle(path, "keras").runtime_name == "keras"  # the Keras model is still there
+
+
+@pytest.mark.slow
+def test_a_model_the_export_cannot_split_is_refused_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
+    import keras
+
+    text = keras.Input(shape=(1,), dtype="string", name="text")
+    image = keras.Input(shape=(SIZE, SIZE, 3), dtype="uint8", name="image")
+    has_image = keras.Input(shape=(1,), dtype="float32", name="has_image")
+    vectorizer = keras.layers.TextVectorization(max_tokens=50, output_mode="multi_hot")
+    vectorizer.adapt(["piscine gonflable", "livre ancien"])  # Keras' own standardisation
+    words = keras.layers.Flatten()(vectorizer(text))
+    fused = keras.layers.Concatenate()([words, keras.layers.Flatten()(image), has_image])
+    out = keras.layers.Dense(27, activation="softmax")(fused)
+    model = keras.Model({"text": text, "image": image, "has_image": has_image}, out)
+    with pytest.raises(BundleError, match="only standardize=None"):
+        save_bundle(tmp_path / "b", model, _metadata())
+    assert list(tmp_path.iterdir()) == []  # no half-written bundle, no staging directory
+
+
+@pytest.mark.slow
+def test_the_export_is_refused_when_the_runtimes_disagree(
+    tmp_path: Path, tiny_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rakuten_core import bundle_export
+
+    monkeypatch.setattr(bundle_export, "EXPORT_TOLERANCE", -1.0)  # any gap is too large
+    with pytest.raises(BundleError, match="differs from the Keras model"):
+        save_bundle(tmp_path / "b", tiny_model, _metadata())
+    assert list(tmp_path.iterdir()) == []

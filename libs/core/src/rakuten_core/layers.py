@@ -22,12 +22,12 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from rakuten_core.text_vectors import SPACE_MARK  # the TensorFlow-free twin of these layers
+
 _PACKAGE = "rakuten"
 # Everything that is not a letter, a digit or whitespace becomes a space (accents are letters).
 _PUNCTUATION = r"[^\pL\pN\s]+"
 _SPACES = r"\s+"
-# Stands in for a space inside a character n-gram, so n-grams stay whitespace-free tokens.
-SPACE_MARK = "\u2581"
 
 
 def _normalise(text: tf.Tensor) -> tf.Tensor:

@@ -213,7 +213,7 @@ class _NoTracking:
 
 def champion_f1(bundle_dir: Path, test: Split) -> float:
     """Weighted F1 of another bundle on ``test`` (fused inputs), with its own categories."""
-    bundle = load_bundle(bundle_dir)
+    bundle = load_bundle(bundle_dir, runtime="keras")  # evaluation runs the Keras model
     relabelled = Split(
         texts=test.texts,
         image_paths=test.image_paths,
@@ -234,7 +234,7 @@ def _relabel(labels: Any, target: CategoryIndex) -> Any:
 
 def evaluate_bundle(*, bundle: Path, data: Path, raw: Path, reports: Path) -> Evaluation:
     """Re-evaluate a saved bundle on the test split and write the reports (no training)."""
-    loaded = load_bundle(bundle)
+    loaded = load_bundle(bundle, runtime="keras")  # evaluation runs the Keras model
     test = load_split(data, "test", raw, loaded.categories)
     evaluation = evaluate_model(loaded.model, test, loaded.categories, image_size=loaded.image_size)
     write_reports(evaluation, loaded.categories, reports)

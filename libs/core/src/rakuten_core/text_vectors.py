@@ -1,0 +1,297 @@
+"""The model's text vectorisation in plain Python and NumPy, for the TensorFlow-free runtime.
+
+A bundle's Keras model turns its ``text`` input into numbers with string layers
+(:class:`rakuten_core.layers.TextNormalizer`, :class:`rakuten_core.layers.CharNgrams` and
+Keras' ``TextVectorization``), which need TensorFlow. :class:`TextVectors` computes the same
+tensors from the vocabularies those layers learnt, so that serving and batch prediction can run
+the numeric rest of the model (``serving.onnx``) without importing TensorFlow (about 9 CPU
+seconds of every process start). :func:`rakuten_core.bundle_export.text_spec` writes the
+vocabularies; the bundle tests check the tensors are equal to the Keras layers' on real listings.
+
+What TensorFlow does, and how it is reproduced here:
+
+- ``tf.strings.lower(encoding="utf-8")`` is ICU's full Unicode lower-casing: :meth:`str.lower`.
+- ``regex_replace("[^\\pL\\pN\\s]+", " ")`` runs RE2, whose ``\\s`` is ASCII ``[\\t\\n\\f\\r ]``
+  only (a no-break space is punctuation there). Python's ``re`` has no ``\\p{..}`` classes, so
+  each distinct character is classified once with :func:`unicodedata.category` and cached.
+- ``TextVectorization(split="whitespace")`` splits on ASCII whitespace; after normalisation a
+  text holds single spaces only, so :meth:`str.split` gives the same tokens.
+- Vocabulary lookups: index 0 is the padding (``int`` mode) or the out-of-vocabulary bucket
+  (``count``, ``multi_hot``, ``tf_idf``); ``int`` mode maps unknown tokens to 1, truncates and
+  pads at the end; ``tf_idf`` multiplies the counts by the layer's IDF weights.
+- Character n-grams are counted for a whole batch with NumPy (:class:`_CharGramIndex`): a
+  1,000-character text has about 4,000 of them, too many for one Python lookup each.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, repeat
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+# Stands in for a space inside a character n-gram, so n-grams stay whitespace-free tokens
+# (rakuten_core.layers.CharNgrams writes it too).
+SPACE_MARK = "\u2581"
+_RE2_SPACE = frozenset("\t\n\f\r ")
+_SPACES = re.compile("[\t\n\f\r ]+")
+_ASCII_SPACES = re.compile("[\t\n\v\f\r ]+")  # tf.strings.split's whitespace
+
+
+class Vocabulary(BaseModel):
+    """One ``TextVectorization`` layer's lookup, as ``get_vocabulary()`` lists it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: list[str] = Field(description="Index i holds token i (0: padding or OOV bucket).")
+    mode: str = Field(pattern="^(int|count|multi_hot|tf_idf)$")
+    ngrams: int = Field(default=1, ge=1, description="Word n-grams 1..ngrams (count mode).")
+    sequence_length: int | None = Field(default=None, ge=1, description="int mode: pad/cut.")
+    normalized: bool = Field(default=True, description="Tokens of the normalised text.")
+    idf: list[float] | None = Field(default=None, description="tf_idf mode: weight per index.")
+
+
+class CharNgramSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_n: int = Field(ge=1)
+    max_n: int = Field(ge=1)
+    max_chars: int = Field(ge=1)
+    word_bounded: bool = False
+
+
+class TextSpec(BaseModel):
+    """Everything :class:`TextVectors` needs; the bundle's ``serving/text.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sequences: Vocabulary | None = Field(default=None, description="The LSTM's token ids.")
+    words: Vocabulary | None = Field(default=None, description="Word n-gram counts.")
+    chars: Vocabulary | None = Field(default=None, description="Character n-gram counts.")
+    char_ngrams: CharNgramSpec | None = None
+
+
+class _Normalizer:
+    """``TextNormalizer``: lower-case, non letter/digit/ASCII-space runs -> one space, strip."""
+
+    def __init__(self) -> None:
+        self._seen: frozenset[str] = frozenset()
+        self._replace: dict[int, str] = {}  # str.translate table: punctuation -> " "
+        self._lock = threading.Lock()
+
+    def _learn(self, chars: set[str]) -> None:
+        with self._lock:  # copy on write: readers keep using the table they hold
+            replace = dict(self._replace)
+            for ch in chars:
+                if ch not in _RE2_SPACE and unicodedata.category(ch)[0] not in "LN":
+                    replace[ord(ch)] = " "
+            self._replace = replace
+            self._seen = self._seen | chars
+
+    def __call__(self, text: str) -> str:
+        lowered = text.lower()
+        unseen = set(lowered) - self._seen
+        if unseen:
+            self._learn(unseen)
+        return _SPACES.sub(" ", lowered.translate(self._replace)).strip(" ")
+
+
+_BMP = 0x10000
+_PIECE_SEPARATOR = "\x00"  # never in a normalised text (not a letter, digit or space)
+
+
+class _CharGramIndex:
+    """Character n-gram counts of a whole batch in NumPy: each n-gram as one int64 key.
+
+    The vocabulary's characters get ids 1..A (0: any other character, A + 1: the separator
+    between texts or words); an n-gram's key is its ids in base A + 2, one sorted key table per
+    n. A text's n-grams are then a few array operations per n for the whole batch, instead of
+    one Python string and dictionary lookup per n-gram (about 4,000 for a 1,000-character text).
+    """
+
+    def __init__(self, tokens: list[str], min_n: int, max_n: int) -> None:
+        chars = sorted({ch for token in tokens[1:] for ch in token})  # tokens[0]: OOV bucket
+        self.codes = np.asarray([ord(ch) for ch in chars], dtype=np.uint32)
+        self.separator = len(chars) + 1
+        self.base = len(chars) + 2
+        # ids of the Basic Multilingual Plane by direct indexing; rarer characters searched
+        self._bmp = np.zeros(_BMP, dtype=np.int64)
+        bmp = self.codes < _BMP
+        self._bmp[self.codes[bmp]] = np.flatnonzero(bmp) + 1
+        if self.base**max_n >= 2**63:
+            raise OverflowError(f"{len(chars)} characters: {max_n}-gram keys overflow int64")
+        self.min_n, self.max_n, self.size = min_n, max_n, len(tokens)
+        self.tables: dict[int, tuple[NDArray[np.int64], NDArray[np.int64]]] = {}
+        for n in range(min_n, max_n + 1):
+            pairs = [(self._key(t), i) for i, t in enumerate(tokens) if i and len(t) == n]
+            pairs.sort()
+            self.tables[n] = (
+                np.asarray([k for k, _ in pairs], dtype=np.int64),
+                np.asarray([i for _, i in pairs], dtype=np.int64),
+            )
+
+    def _key(self, token: str) -> int:
+        ids = self._ids(np.frombuffer(token.encode("utf-32-le"), dtype=np.uint32))
+        return sum(int(v) * self.base**k for k, v in enumerate(ids))
+
+    def _ids(self, codes: NDArray[np.uint32]) -> NDArray[np.int64]:
+        ids = self._bmp[np.minimum(codes, _BMP - 1)]
+        ids[codes == _BMP - 1] = 0  # U+FFFF is not a character; anything clipped to it neither
+        rare = np.flatnonzero(codes >= _BMP)
+        if rare.size and self.codes.size:
+            pos = np.minimum(np.searchsorted(self.codes, codes[rare]), self.codes.size - 1)
+            ids[rare] = np.where(self.codes[pos] == codes[rare], pos + 1, 0)
+        return ids
+
+    def counts(self, pieces: list[list[str]]) -> NDArray[np.int64]:
+        """Counts ``(N, V)`` of the n-grams inside each piece of each row's ``pieces``."""
+        rows = len(pieces)
+        flat = [p for row in pieces for p in row]
+        if not flat:
+            return np.zeros((rows, self.size), dtype=np.int64)
+        codes = np.frombuffer(
+            (_PIECE_SEPARATOR.join(flat) + _PIECE_SEPARATOR).encode("utf-32-le"), dtype=np.uint32
+        )
+        ids = self._ids(codes)
+        is_sep = codes == ord(_PIECE_SEPARATOR)
+        ids[is_sep] = self.separator
+        lengths = np.asarray([len(p) + 1 for p in flat], dtype=np.int64)
+        row_of_piece = np.repeat(np.arange(rows), [len(row) for row in pieces])
+        row = np.repeat(row_of_piece, lengths)  # the row of every position
+        seps = np.concatenate([[0], np.cumsum(is_sep)])
+        found: list[NDArray[np.int64]] = []
+        for n in range(self.min_n, self.max_n + 1):
+            starts = codes.size - n + 1
+            if starts <= 0:
+                continue
+            key = np.zeros(starts, dtype=np.int64)
+            for k in range(n):
+                key += ids[k : k + starts] * self.base**k
+            inside = seps[n : n + starts] == seps[:starts]  # no separator in the window
+            keys, index = self.tables[n]
+            if keys.size:
+                pos = np.minimum(np.searchsorted(keys, key[inside]), keys.size - 1)
+                hit = np.where(keys[pos] == key[inside], index[pos], 0)
+            else:
+                hit = np.zeros(int(inside.sum()), dtype=np.int64)
+            found.append(row[:starts][inside] * self.size + hit)
+        cells = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+        return np.bincount(cells, minlength=rows * self.size).reshape(rows, self.size)
+
+
+class TextVectors:
+    """The numeric text inputs of ``serving.onnx`` for a batch of cleaned product texts."""
+
+    def __init__(self, spec: TextSpec) -> None:
+        self.spec = spec
+        self._normalize = _Normalizer()
+        vocabularies = {"sequences": spec.sequences, "words": spec.words, "chars": spec.chars}
+        self._lookups = {
+            name: {tok: i for i, tok in enumerate(vocab.tokens)}
+            for name, vocab in vocabularies.items()
+            if vocab is not None
+        }
+        self._char_index: _CharGramIndex | None = None
+        if spec.chars is not None and spec.char_ngrams is not None:
+            try:
+                self._char_index = _CharGramIndex(
+                    spec.chars.tokens, spec.char_ngrams.min_n, spec.char_ngrams.max_n
+                )
+            except OverflowError:  # a vocabulary of thousands of characters: string lookups
+                self._char_index = None
+
+    def normalize(self, text: str) -> str:
+        return self._normalize(text)
+
+    def char_pieces(self, normalized: str) -> list[str]:
+        """The strings ``CharNgrams`` takes n-grams inside: the text, or each word (``char_wb``),
+        cut to ``max_chars``, with a space mark at both ends and for every space."""
+        spec = self.spec.char_ngrams
+        if spec is None:
+            return []
+        text = normalized[: spec.max_chars]
+        if spec.word_bounded:
+            return [f"{SPACE_MARK}{w}{SPACE_MARK}" for w in text.split(" ") if w]
+        return [f" {text} ".replace(" ", SPACE_MARK)]
+
+    def char_ngrams(self, normalized: str) -> Iterator[str]:
+        """``CharNgrams``' tokens of an already normalised text (all 2-grams, then 3-grams...)."""
+        spec = self.spec.char_ngrams
+        if spec is None:
+            return iter(())
+        pieces = self.char_pieces(normalized)
+        # n consecutive characters, by zipping n shifted views (C loops, no index arithmetic)
+        return chain.from_iterable(
+            map("".join, zip(*(piece[k:] for k in range(n)), strict=False))  # shifted: unequal
+            for n in range(spec.min_n, spec.max_n + 1)
+            for piece in pieces
+        )
+
+    def __call__(self, texts: Sequence[str]) -> dict[str, NDArray[Any]]:
+        """``tokens``, ``word_counts``, ``char_counts`` (those the model has) for cleaned texts."""
+        spec = self.spec
+        normalized = [self._normalize(t) for t in texts]
+        out: dict[str, NDArray[Any]] = {}
+        if spec.sequences is not None:
+            words = _words(normalized if spec.sequences.normalized else texts)
+            out["tokens"] = self._sequences(words, spec.sequences)
+        if spec.words is not None:
+            n = spec.words.ngrams
+            words = _words(normalized if spec.words.normalized else texts)
+            grams = [_word_ngrams(w, n) for w in words]
+            out["word_counts"] = _weigh(self._counts("words", grams), spec.words)
+        if spec.chars is not None:
+            if self._char_index is not None:
+                pieces = [self.char_pieces(t) for t in normalized]
+                counts = self._char_index.counts(pieces).astype(np.float32)
+            else:
+                counts = self._counts("chars", [self.char_ngrams(t) for t in normalized])
+            out["char_counts"] = _weigh(counts, spec.chars)
+        return out
+
+    def _sequences(self, words: list[list[str]], vocab: Vocabulary) -> NDArray[np.int64]:
+        length = vocab.sequence_length or 1
+        get = self._lookups["sequences"].get
+        ids = np.zeros((len(words), length), dtype=np.int64)
+        for row, all_tokens in enumerate(words):
+            tokens = all_tokens[:length]
+            ids[row, : len(tokens)] = list(map(get, tokens, repeat(1)))  # 1: out of vocabulary
+        return ids
+
+    def _counts(self, name: str, token_lists: Sequence[Iterable[str]]) -> NDArray[np.float32]:
+        """Term counts ``(N, V)``; index 0 counts the out-of-vocabulary tokens."""
+        get = self._lookups[name].get
+        size = len(self._lookups[name])
+        flat: list[int] = []
+        for row, tokens in enumerate(token_lists):
+            offset = row * size
+            flat.extend(map(offset.__add__, map(get, tokens, repeat(0))))
+        counts = np.bincount(np.asarray(flat, dtype=np.int64), minlength=len(token_lists) * size)
+        return counts.reshape(len(token_lists), size).astype(np.float32)
+
+
+def _weigh(counts: NDArray[np.float32], vocab: Vocabulary) -> NDArray[np.float32]:
+    """Counts as the vectoriser's ``output_mode`` gives them (Keras: ``count * idf``, binary)."""
+    if vocab.mode == "multi_hot":
+        return np.minimum(counts, 1.0)
+    if vocab.mode == "tf_idf" and vocab.idf is not None:
+        return counts * np.asarray(vocab.idf, dtype=np.float32)
+    return counts
+
+
+def _words(texts: Sequence[str]) -> list[list[str]]:
+    """Whitespace tokens as ``TextVectorization`` splits them (ASCII whitespace only)."""
+    return [[w for w in _ASCII_SPACES.split(t) if w] for t in texts]
+
+
+def _word_ngrams(tokens: list[str], n: int) -> list[str]:
+    grams = list(tokens)
+    for width in range(2, n + 1):
+        grams.extend(" ".join(tokens[i : i + width]) for i in range(len(tokens) - width + 1))
+    return grams

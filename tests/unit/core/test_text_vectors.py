@@ -1,0 +1,135 @@
+"""TextVectors (plain Python) against the Keras string layers it replaces, on real listings.
+
+The production architecture (``rakuten_train.model.build_model``) is built and its vectorisers
+adapted on the real French listings of ``../shared/data/rakuten/text_fr`` (the built-in word
+list when that data is absent); :func:`rakuten_core.bundle_export.text_spec` reads its
+vocabularies, and every text must give the same token ids and counts in both, including texts
+made to find the differences between ICU/RE2 and Python (casing, Unicode spaces, marks).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rakuten_core.text import clean_text
+from rakuten_core.text_vectors import TextSpec, TextVectors
+from tests.utils.serve_bundle import training_rows
+
+pytestmark = pytest.mark.slow
+
+HOSTILE = [
+    "",
+    " ",
+    "İSTANBUL ΣΟΦΟΣ ΟΔΟΣ straße ǅemal ﬁnale Ⅻ ½ ٣ 𝟙",
+    "prix\u00a0:\u202f10\u2009€ \u3000x\x0by\x1cz\u0085w\u2028v",
+    "tab\tnew\nline\r\fform",
+    "e\u0301te\u0301 cafe\u0301 CAFÉ Ça",
+    "😀 emoji 👍🏽 ok ★★★ — « guillemets » l'été d’hiver",
+    "a" * 3000,
+    "x",
+    "ab",
+    "NO-SPACE_underscore_and-dash/slash.point,comma;",
+    "日本語のテキスト 中文 한국어 العربية עברית",
+]
+
+
+def _texts() -> list[str]:
+    return [t for t, _ in training_rows()] + [clean_text(t) or t for t in HOSTILE] + HOSTILE
+
+
+def _model(analyzer: str, texts: list[str]) -> Any:
+    from rakuten_train.model import build_model
+    from rakuten_train.params import load_params
+    from tests.utils.bundles import SMALL_PARAMS
+
+    params = load_params(
+        None,
+        {
+            **SMALL_PARAMS,
+            "text.char_analyzer": analyzer,
+            "text.char_ngram_min": 2,
+            "text.char_ngram_max": 5,
+            "text.word_ngrams": 2,
+        },
+    )
+    return build_model(params, texts[:2000], num_classes=27)
+
+
+@pytest.mark.parametrize("analyzer", ["char", "char_wb"])
+def test_text_vectors_equal_the_keras_layers_on_real_listings(analyzer: str) -> None:
+    import keras
+    import tensorflow as tf
+
+    from rakuten_core.bundle_export import text_spec
+
+    texts = _texts()
+    model = _model(analyzer, texts)
+    spec, outputs = text_spec(model)
+    assert spec.sequences and spec.words and spec.chars and spec.char_ngrams
+    assert spec.char_ngrams.word_bounded == (analyzer == "char_wb")
+    names = list(outputs)
+    layers = keras.Model(model.inputs, list(outputs.values()))
+    vectors = TextVectors(TextSpec.model_validate_json(spec.model_dump_json()))  # via JSON
+    keys = {"sequences": "tokens", "words": "word_counts", "chars": "char_counts"}
+    for start in range(0, len(texts), 256):
+        chunk = texts[start : start + 256]
+        n = len(chunk)
+        expected = layers(
+            {
+                "text": tf.constant(np.asarray(chunk, dtype=object).reshape(-1, 1)),
+                "image": tf.zeros((n, 32, 32, 3), tf.uint8),
+                "has_image": tf.zeros((n, 1)),
+            }
+        )
+        got = vectors(chunk)
+        for name, want in zip(names, expected, strict=True):
+            want = np.asarray(want).reshape(n, -1)
+            have = got[keys[name]].reshape(n, -1)
+            bad = np.flatnonzero((want != have).any(axis=1))
+            assert bad.size == 0, f"{name} differs for {[chunk[i][:80] for i in bad[:3]]}"
+
+
+def test_normalisation_follows_re2_and_icu() -> None:
+    vectors = TextVectors(TextSpec())
+    # RE2's \s is ASCII: a no-break or thin space is punctuation, so it becomes a space too
+    assert vectors.normalize("Prix\u00a0:\u200910 €") == "prix 10"
+    assert vectors.normalize("  ÉTÉ--Straße  ") == "été straße"
+    assert vectors.normalize("l'été, c'est «top»!") == "l été c est top"
+    assert vectors.normalize("x\u0301") == "x"  # a combining mark (Mn) is not a letter
+    assert vectors.normalize("") == ""
+    assert list(vectors.char_ngrams("ab")) == []  # no character n-grams without a spec
+
+
+@pytest.mark.parametrize("word_bounded", [False, True])
+def test_the_numpy_char_counts_equal_the_string_lookups(
+    word_bounded: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch n-gram keys (the default) against one string lookup per n-gram (the fallback
+    for vocabularies of thousands of characters), on real listings and odd texts."""
+    from collections import Counter
+
+    from rakuten_core import text_vectors
+    from rakuten_core.text_vectors import CharNgramSpec, Vocabulary
+
+    texts = _texts()
+    grams = CharNgramSpec(min_n=2, max_n=5, max_chars=400, word_bounded=word_bounded)
+    probe = TextVectors(TextSpec(char_ngrams=grams))
+    frequent = Counter(g for t in texts[:300] for g in probe.char_ngrams(probe.normalize(t)))
+    tokens = ["[UNK]"] + [g for g, _ in frequent.most_common(3000)] + ["😀x", "zz"]
+    spec = TextSpec(chars=Vocabulary(tokens=tokens, mode="count"), char_ngrams=grams)
+    fast = TextVectors(spec)
+    assert fast._char_index is not None
+
+    def too_many_characters(*args: Any, **kwargs: Any) -> None:
+        raise OverflowError("forced")
+
+    monkeypatch.setattr(text_vectors._CharGramIndex, "__init__", too_many_characters)
+    slow = TextVectors(spec)
+    assert slow._char_index is None
+    for start in range(0, len(texts), 200):
+        chunk = texts[start : start + 200]
+        np.testing.assert_array_equal(fast(chunk)["char_counts"], slow(chunk)["char_counts"])
+    assert fast([])["char_counts"].shape == (0, len(tokens))
