@@ -39,8 +39,9 @@ sys.path.insert(0, str(ROOT))  # tests.utils: shared with the tests (server, wrk
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 HELP = """Measure /predict on real servers: batched vs unbatched vs the in-process limit.
 
-Starts a batched and an unbatched `rakuten-serve run` (1 worker each) and a batched one with
---workers processes (cold starts printed),
+Starts a batched and an unbatched `rakuten-serve run` (1 worker each), a batched one with
+--workers processes and, for a bundle with the ONNX export, a batched one with the Keras runtime
+(cold starts printed),
 loads them with wrk (native; real rows + 500x500 JPEGs, multipart, bearer token) at each
 concurrency, back to back with the in-process limit, and prints req/s, p50/p95/p99, errors,
 server CPU/request, wrk's own CPU, the load average, the issue #13 target ratios and RSS per
@@ -107,12 +108,19 @@ def _load() -> str:
 class InProcess:
     """The same preprocessing and batched model calls as the server, no HTTP."""
 
-    def __init__(self, model: Path, products: list[Any], max_batch: int) -> None:
+    def __init__(
+        self, model: Path, products: list[Any], max_batch: int, runtime: str = "auto"
+    ) -> None:
         from rakuten_serve.predictor import Predictor, load_model  # noqa: PLC0415
         from rakuten_serve.settings import ServeSettings  # noqa: PLC0415
 
         self.limits = ServeSettings(_env_file=None).image_limits  # type: ignore[call-arg]
-        loaded = load_model(str(model), cache_dir=Path(tempfile.gettempdir()))
+        loaded = load_model(
+            str(model),
+            cache_dir=Path(tempfile.gettempdir()),
+            runtime=runtime,  # type: ignore[arg-type]
+        )
+        self.runtime = loaded.bundle.runtime_name
         self.predictor = Predictor(loaded)
         self.size = loaded.image_size
         self.products = products
@@ -199,6 +207,13 @@ def main(
             "/tmp/old/services/serve/src:/tmp/old/libs/core/src."
         ),
     ] = None,
+    keras_too: Annotated[
+        bool,
+        typer.Option(
+            help="For a bundle with serving/ (the ONNX runtime by default), also measure a "
+            "batched server and the in-process limit with RAKUTEN_MODEL_RUNTIME=keras.",
+        ),
+    ] = True,
 ) -> None:
     from rakuten_serve.settings import ServeSettings  # noqa: PLC0415
     from tests.utils.proc_stats import rss_mib  # noqa: PLC0415
@@ -241,6 +256,10 @@ def main(
         plan[f"batched x{workers}"] = (workers, env)
     if baseline_src:
         plan["baseline"] = (1, env | {"PYTHONPATH": str(baseline_src)})
+    runtimes = ["auto"]
+    if keras_too and (bundle / "serving").is_dir():  # the same bundle run by Keras, side by side
+        plan["batched keras"] = (1, env | {"RAKUTEN_MODEL_RUNTIME": "keras"})
+        runtimes.append("keras")
     try:
         for mode, (n_workers, mode_env) in plan.items():
             servers[mode], cold, cpu = _start(mode, mode_env, n_workers, work)
@@ -264,7 +283,12 @@ def main(
                 workdir=work,
                 script=scripts[mode],
             )  # warm-up: connections, allocator, caches
-        local = InProcess(bundle, products, settings.batch_max_size)
+        locals_ = {
+            runtime: InProcess(bundle, products, settings.batch_max_size, runtime)
+            for runtime in runtimes
+        }
+        local = locals_["auto"]
+        print(f"in-process limit: the {local.runtime} runtime (the servers' default)")
 
         head = "| mode | conc. | req/s | p50 ms | p95 ms | p99 ms | p99/p50 | errors (non-2xx/"
         print(f"\n{head}socket) | server CPU ms/req | wrk CPU ms/req | load 1/5/15 |")
@@ -295,6 +319,9 @@ def main(
                 print(_row(f"{mode} server", c, r), flush=True)
             results[("local", c)] = local.measure(c, duration)
             print(_row("in-process limit", c, results[("local", c)]), flush=True)
+            if "keras" in locals_:
+                results[("local keras", c)] = locals_["keras"].measure(c, duration)
+                print(_row("in-process keras", c, results[("local keras", c)]), flush=True)
 
         for i, server in enumerate(servers.values()):
             colds[i][4].extend(rss_mib(p) for p in server.worker_pids())
@@ -317,6 +344,11 @@ def main(
         print(f"  {name} / in-process limit: {m['rps'] / lim['rps']:.2f} (target >= 0.80)")
         print(f"  {name} / unbatched server: {m['rps'] / u['rps']:.2f}x (target >= 3x)")
         print(f"  {name} p99 / p50:          {m['p99'] / m['p50']:.2f} (target <= 2.5)")
+    if "keras" in locals_:
+        k, kl = results[("batched keras", key)], results[("local keras", key)]
+        print(f"  keras runtime: batched server {k['rps']:.1f} req/s, in-process {kl['rps']:.1f}")
+        print(f"  keras batched / keras in-process:  {k['rps'] / kl['rps']:.2f}")
+        print(f"  default batched / keras batched:   {b['rps'] / k['rps']:.2f}x")
     if baseline_src:
         o = results[("baseline", key)]
         print(f"  baseline batched / in-process:     {o['rps'] / lim['rps']:.2f} ({baseline_src})")

@@ -99,9 +99,13 @@ def test_two_workers_share_redis_limits_and_the_cores_and_log_without_secrets(
         cold_start = server.wait_ready()
         assert cold_start < 180
         server.wait_workers(settle_s=0)
-        for pid in server.worker_pids():  # each worker sizes TensorFlow's threads for 2 workers
+        for pid in server.worker_pids():  # each worker sizes its model threads for 2 workers
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             assert b"RAKUTEN_WORKERS=2" in environ
+            # the bundle has serving/: the worker runs ONNX Runtime and never loads TensorFlow
+            maps = Path(f"/proc/{pid}/maps").read_text()
+            assert "onnxruntime" in maps
+            assert "tensorflow" not in maps
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
             token = client.post("/token", data={"username": "alice", "password": PASSWORD}).json()[
                 "access_token"
@@ -134,3 +138,5 @@ def test_two_workers_share_redis_limits_and_the_cores_and_log_without_secrets(
     assert sorted(line["status"] for line in access) == [200] * 6 + [429] * 2
     text = (settings.log_dir / "serve.log").read_text()
     assert token not in text and PASSWORD not in text
+    loads = [line["message"] for line in log_lines if "runtime (resolve" in line["message"]]
+    assert len(loads) == 2 and all("onnx runtime" in m for m in loads), loads

@@ -35,9 +35,13 @@ def _tracing_count(predictor: Predictor) -> int:
 
 
 def test_warm_up_traces_once_for_every_batch_size_up_to_the_max(serve_bundle_dir: Path) -> None:
+    # Keras traces its predict function (ONNX Runtime has nothing to trace)
     predictor = Predictor(
-        load_model(str(serve_bundle_dir), cache_dir=Path("unused"), warm_up_batch=8)
+        load_model(
+            str(serve_bundle_dir), cache_dir=Path("unused"), warm_up_batch=8, runtime="keras"
+        )
     )
+    assert predictor.model.bundle.runtime_name == "keras"
     traced = _tracing_count(predictor)
     assert traced == 2  # batch of 1, then the batch dimension relaxed
     size = predictor.model.image_size

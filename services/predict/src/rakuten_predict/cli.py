@@ -133,7 +133,8 @@ def _predict(
             resolved = resolve_model(
                 model, download_dir=Path(download), tracking_uri=settings.mlflow_tracking_uri
             )
-            bundle = load_bundle(resolved.path)  # fully in memory: the download can go
+            # fully in memory: the download can go
+            bundle = load_bundle(resolved.path, settings.model_runtime)
         load_seconds = time.perf_counter() - load_started
         document = run_prediction(bundle, config, checked)
     except InvalidInputError as exc:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rakuten_core.bundle import Bundle, BundleMetadata, load_bundle
+from rakuten_core.bundle import SERVING_DIR, Bundle, BundleMetadata, Runtime, load_bundle
 from rakuten_core.drift import InputFeatures, input_features
 from rakuten_core.errors import InputTooLargeError, InvalidInputError, ModelUnavailableError
 from rakuten_core.image import ImageArray, decode_image
@@ -115,7 +115,9 @@ class LoadedModel:
         return time.perf_counter() - start
 
 
-def load_model(spec: str, *, cache_dir: Path, warm_up_batch: int = 1) -> LoadedModel:
+def load_model(
+    spec: str, *, cache_dir: Path, warm_up_batch: int = 1, runtime: Runtime = "auto"
+) -> LoadedModel:
     """Resolve, load and warm up the model at ``spec`` (path or ``models:/...``).
 
     Raises:
@@ -123,20 +125,23 @@ def load_model(spec: str, *, cache_dir: Path, warm_up_batch: int = 1) -> LoadedM
             including a model that fails on the warm-up batch.
     """
     started = time.perf_counter()
-    import_keras()  # the first time: most of a cold start (timed apart in the log line)
-    imported = time.perf_counter()
     path = resolve_bundle_dir(spec, cache_dir=cache_dir)
-    loaded = LoadedModel(load_bundle(path), spec)
+    if runtime == "keras" or (runtime == "auto" and not (path / SERVING_DIR).is_dir()):
+        import_keras()  # the first time: most of a Keras cold start (timed apart in the log)
+    imported = time.perf_counter()
+    loaded = LoadedModel(load_bundle(path, runtime), spec)
     read = time.perf_counter()
     try:
         seconds = loaded.warm_up(warm_up_batch)
     except Exception as exc:  # a model that loads but cannot predict is unusable
         raise ModelUnavailableError(f"model at {spec} failed its warm-up: {exc}") from exc
     logger.info(
-        "model %s %s loaded from %s (import Keras %.2fs, load %.2fs, warm-up %.2fs)",
+        "model %s %s loaded from %s, %s runtime (resolve and import %.2fs, load %.2fs, "
+        "warm-up %.2fs)",
         loaded.metadata.model_name,
         loaded.metadata.model_version,
         spec,
+        loaded.bundle.runtime_name,
         imported - started,
         read - imported,
         seconds,
@@ -188,10 +193,14 @@ class Predictor:
             self._model = model
         heap.refreeze()
 
-    def reload(self, spec: str, *, cache_dir: Path, warm_up_batch: int) -> LoadedModel:
+    def reload(
+        self, spec: str, *, cache_dir: Path, warm_up_batch: int, runtime: Runtime = "auto"
+    ) -> LoadedModel:
         """Blocking: load ``spec``, warm it up, then swap. On any error the old model stays."""
         with self._reload_lock:  # one load at a time: two models in memory at most
-            new = load_model(spec, cache_dir=cache_dir, warm_up_batch=warm_up_batch)
+            new = load_model(
+                spec, cache_dir=cache_dir, warm_up_batch=warm_up_batch, runtime=runtime
+            )
             self.reload_with(new)
         return new
 

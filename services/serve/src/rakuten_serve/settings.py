@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from rakuten_core.bundle import Runtime
 from rakuten_core.schema import DESCRIPTION_MAX_CHARS, DESIGNATION_MAX_CHARS, ImageLimits
 from rakuten_core.settings import RakutenSettings, is_placeholder, require_secret
 
@@ -52,6 +53,12 @@ class ServeSettings(RakutenSettings):
     )
     model_cache_dir: Path = Field(
         default=Path("data/serve-models"), description="Where MLflow bundles are downloaded."
+    )
+    model_runtime: Runtime = Field(
+        default="auto",
+        description="What runs the model: onnx (the bundle's serving/ export, no TensorFlow in "
+        "the worker: seconds less of cold start), keras (the Keras model), or auto: onnx when "
+        "the bundle has the export (bundles saved before it do not), else keras.",
     )
     top_k: int = Field(default=5, ge=1, le=27)
     challenger_model_path: str = Field(
