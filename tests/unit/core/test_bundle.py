@@ -223,21 +223,36 @@ def test_a_corrupt_onnx_export_is_a_bundle_error(tmp_path: Path, tiny_model: Any
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("vectorizer", "reason"),
+    [
+        ({"output_mode": "multi_hot"}, "only standardize=None"),  # Keras' own standardisation
+        ({"standardize": None, "output_mode": "int"}, "without output_sequence_length"),
+        (
+            {"standardize": None, "output_mode": "count", "pad_to_max_tokens": True},
+            "padded to max_tokens",
+        ),
+    ],
+)
 def test_a_model_the_export_cannot_split_is_refused_and_nothing_is_written(
-    tmp_path: Path,
+    tmp_path: Path, vectorizer: dict[str, Any], reason: str
 ) -> None:
     import keras
 
     text = keras.Input(shape=(1,), dtype="string", name="text")
     image = keras.Input(shape=(SIZE, SIZE, 3), dtype="uint8", name="image")
     has_image = keras.Input(shape=(1,), dtype="float32", name="has_image")
-    vectorizer = keras.layers.TextVectorization(max_tokens=50, output_mode="multi_hot")
-    vectorizer.adapt(["piscine gonflable", "livre ancien"])  # Keras' own standardisation
-    words = keras.layers.Flatten()(vectorizer(text))
+    layer = keras.layers.TextVectorization(max_tokens=50, **vectorizer)
+    layer.adapt(["piscine gonflable", "livre ancien"])
+    if vectorizer["output_mode"] == "int":  # ids of any length: embedded and averaged
+        ids = keras.layers.Reshape((-1,))(layer(text))
+        words = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(60, 4)(ids))
+    else:
+        words = keras.layers.Flatten()(layer(text))
     fused = keras.layers.Concatenate()([words, keras.layers.Flatten()(image), has_image])
     out = keras.layers.Dense(27, activation="softmax")(fused)
     model = keras.Model({"text": text, "image": image, "has_image": has_image}, out)
-    with pytest.raises(BundleError, match="only standardize=None"):
+    with pytest.raises(BundleError, match=reason):
         save_bundle(tmp_path / "b", model, _metadata())
     assert list(tmp_path.iterdir()) == []  # no half-written bundle, no staging directory
 
@@ -252,3 +267,24 @@ def test_the_export_is_refused_when_the_runtimes_disagree(
     with pytest.raises(BundleError, match="differs from the Keras model"):
         save_bundle(tmp_path / "b", tiny_model, _metadata())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_auto_runs_the_export_only_when_onnx_runtime_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from rakuten_core.bundle import resolve_runtime
+
+    assert resolve_runtime(tmp_path) == "keras"  # no serving/: a bundle saved before the export
+    (tmp_path / SERVING_DIR).mkdir()
+    assert resolve_runtime(tmp_path) == "onnx"
+    assert resolve_runtime(tmp_path, "keras") == "keras"
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime" else find_spec(name, *a),
+    )
+    assert resolve_runtime(tmp_path) == "keras"  # e.g. an MLflow env without onnxruntime
+    assert resolve_runtime(tmp_path, "onnx") == "onnx"  # asked for: load_bundle says why not

@@ -238,7 +238,7 @@ def load_bundle(path: str | Path, runtime: Runtime = "auto") -> Bundle:
     """Load a bundle written by :func:`save_bundle`.
 
     ``runtime``: ``onnx`` (needs ``serving/``), ``keras``, or ``auto``: ``onnx`` when the bundle
-    has ``serving/``, else ``keras``.
+    has ``serving/`` and ONNX Runtime is installed, else ``keras``.
 
     Raises:
         BundleError: files missing, unknown schema version, or a model inconsistent with its
@@ -246,10 +246,8 @@ def load_bundle(path: str | Path, runtime: Runtime = "auto") -> Bundle:
     """
     root = Path(path)
     metadata = read_metadata(root)
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     serving_dir = root / SERVING_DIR
-    if runtime == "onnx" or (runtime == "auto" and serving_dir.is_dir()):
+    if resolve_runtime(root, runtime) == "onnx":
         if not serving_dir.is_dir():
             raise BundleError(f"{serving_dir} not found: the bundle has no ONNX export")
         onnx = OnnxRuntime.load(serving_dir)
@@ -270,6 +268,21 @@ def load_bundle(path: str | Path, runtime: Runtime = "auto") -> Bundle:
         raise BundleError(f"{model_file} could not be loaded: {exc}") from exc
     _check_classes(int(model.outputs[0].shape[-1]), metadata)
     return Bundle(model, metadata, root)
+
+
+def resolve_runtime(path: str | Path, runtime: Runtime = "auto") -> str:
+    """The runtime ``load_bundle(path, runtime)`` uses: ``onnx`` or ``keras``.
+
+    ``auto`` is ``onnx`` when the bundle has ``serving/`` and ONNX Runtime is installed.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    if runtime != "auto":
+        return runtime
+    import importlib.util  # noqa: PLC0415
+
+    exported = (Path(path) / SERVING_DIR).is_dir()
+    return "onnx" if exported and importlib.util.find_spec("onnxruntime") else "keras"
 
 
 def _check_classes(n_out: int, metadata: BundleMetadata) -> None:

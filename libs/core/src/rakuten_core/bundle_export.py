@@ -55,6 +55,10 @@ def _vectorizer_role(layer: Any) -> tuple[str, bool]:
     mode = config.get("output_mode")
     if mode not in ("int", "count", "multi_hot", "tf_idf"):
         raise BundleError(f"{layer.name}: output_mode {mode!r} not exported")
+    if config.get("pad_to_max_tokens") or config.get("sparse") or config.get("ragged"):
+        raise BundleError(f"{layer.name}: padded to max_tokens, sparse or ragged: not exported")
+    if mode == "int" and not config.get("output_sequence_length"):
+        raise BundleError(f"{layer.name}: int mode without output_sequence_length: not exported")
     source = layer.input._keras_history.operation  # a functional model calls each layer once
     if isinstance(source, CharNgrams):
         if mode == "int":

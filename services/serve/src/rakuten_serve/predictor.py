@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rakuten_core.bundle import SERVING_DIR, Bundle, BundleMetadata, Runtime, load_bundle
+from rakuten_core.bundle import Bundle, BundleMetadata, Runtime, load_bundle, resolve_runtime
 from rakuten_core.drift import InputFeatures, input_features
 from rakuten_core.errors import InputTooLargeError, InvalidInputError, ModelUnavailableError
 from rakuten_core.image import ImageArray, decode_image
@@ -126,7 +126,7 @@ def load_model(
     """
     started = time.perf_counter()
     path = resolve_bundle_dir(spec, cache_dir=cache_dir)
-    if runtime == "keras" or (runtime == "auto" and not (path / SERVING_DIR).is_dir()):
+    if resolve_runtime(path, runtime) == "keras":
         import_keras()  # the first time: most of a Keras cold start (timed apart in the log)
     imported = time.perf_counter()
     loaded = LoadedModel(load_bundle(path, runtime), spec)
