@@ -76,8 +76,9 @@ def test_train_logs_registers_and_promotes_through_a_real_server(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from rakuten_core.bundle import load_bundle
-    from rakuten_core.registry import resolve_bundle
+    from rakuten_core.bundle import load_bundle, read_metadata
+    from rakuten_core.errors import BundleError
+    from rakuten_core.registry import resolve_bundle, resolve_metadata
     from rakuten_train.cli import app
 
     server, server_root = mlflow_server
@@ -119,3 +120,9 @@ def test_train_logs_registers_and_promotes_through_a_real_server(
     bundle = load_bundle(local)
     assert bundle.metadata.mlflow_run_id == run.info.run_id
     assert bundle.metadata.metrics["weighted_f1"] == metrics["weighted_f1"]
+    # the metadata alone, found inside the pyfunc model's artifacts/<bundle>/ over HTTP
+    folder = resolve_metadata("models:/server-model@champion", dst=tmp_path / "meta")
+    assert [p.name for p in (tmp_path / "meta").rglob("*") if p.is_file()] == ["bundle.json"]
+    assert read_metadata(folder) == bundle.metadata
+    with pytest.raises(BundleError, match="no bundle.json in the artifacts"):
+        resolve_metadata(f"runs:/{run.info.run_id}/reports", dst=tmp_path / "none")

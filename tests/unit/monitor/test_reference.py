@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,7 @@ def _register(folder: Path, name: str) -> str:
 def test_an_alias_is_looked_up_again_and_a_promotion_brings_the_new_reference(
     tmp_path: Path, drift_reference: DriftReference, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import mlflow.artifacts
     from mlflow import MlflowClient
 
     from rakuten_core.errors import ModelUnavailableError
@@ -72,6 +74,14 @@ def test_an_alias_is_looked_up_again_and_a_promotion_brings_the_new_reference(
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.chdir(tmp_path)  # the local store's artifacts land here
+    downloads: list[str] = []
+    download = mlflow.artifacts.download_artifacts
+
+    def recorded(*args: Any, **kwargs: Any) -> str:
+        downloads.append(str(kwargs.get("artifact_uri")))
+        return str(download(*args, **kwargs))
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", recorded)
     client = MlflowClient()
     first = _register(write_bundle_json(tmp_path / "v1", drift_reference), "m")
     client.set_registered_model_alias("m", "champion", first)
@@ -85,6 +95,8 @@ def test_an_alias_is_looked_up_again_and_a_promotion_brings_the_new_reference(
     assert source.get().model_version == "monitor-test-1"  # not looked up before refresh_s
     clock.now += 2
     assert source.get().model_version == "monitor-test-2"  # the promotion is followed
+    # bundle.json alone is downloaded, never the model files beside it
+    assert downloads == ["models:/m/1/bundle.json", "models:/m/2/bundle.json"], downloads
 
     # the registry goes away: the reference loaded before is kept, a new source has none
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'gone' / 'x.db'}")

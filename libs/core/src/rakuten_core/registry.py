@@ -11,13 +11,15 @@ a downloaded model version looks like::
 
 :func:`resolve_bundle` downloads (MLflow is imported lazily, only for URIs) and returns the
 directory that holds ``bundle.json`` and ``model.keras``, ready for
-:func:`rakuten_core.bundle.load_bundle`.
+:func:`rakuten_core.bundle.load_bundle`. :func:`resolve_metadata` downloads ``bundle.json``
+alone, for readers of the metadata (the monitor's drift reference).
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from rakuten_core.bundle import METADATA_FILE, MODEL_FILE
 from rakuten_core.errors import BundleError, ModelUnavailableError
@@ -66,12 +68,7 @@ def resolve_bundle(
     ref = str(reference)
     if not is_mlflow_uri(ref):
         return find_bundle_dir(ref)
-    try:
-        import mlflow  # noqa: PLC0415  (optional and heavy: only for MLflow references)
-    except ImportError:  # pragma: no cover  (every service that resolves URIs installs mlflow)
-        raise ModelUnavailableError(f"{ref} needs mlflow installed") from None
-    target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="rakuten-bundle-"))
-    target.mkdir(parents=True, exist_ok=True)
+    mlflow, target = _mlflow_and_target(ref, dst)
     try:
         source = _version_source(ref, tracking_uri) if tracking_uri is not None else ref
         local = mlflow.artifacts.download_artifacts(
@@ -80,6 +77,72 @@ def resolve_bundle(
     except Exception as exc:  # mlflow raises MlflowException, OSError, requests errors, ...
         raise ModelUnavailableError(f"could not download {ref}: {exc}") from exc
     return find_bundle_dir(local)
+
+
+def resolve_metadata(
+    reference: str | Path,
+    *,
+    dst: str | Path | None = None,
+    tracking_uri: str | None = None,
+) -> Path:
+    """A local directory holding the ``bundle.json`` of ``reference``, for
+    :func:`rakuten_core.bundle.read_metadata`; for an MLflow URI only that file is downloaded
+    (the model files are the bulk of a bundle: tens of MB).
+
+    Raises:
+        BundleError: the path or the MLflow model holds no ``bundle.json``.
+        ModelUnavailableError: as :func:`resolve_bundle`.
+    """
+    ref = str(reference)
+    if not is_mlflow_uri(ref):
+        return find_bundle_dir(ref)
+    mlflow, target = _mlflow_and_target(ref, dst)
+    try:
+        source = (_version_source(ref, tracking_uri) if tracking_uri is not None else ref).rstrip(
+            "/"
+        )
+        found = _find_metadata(mlflow, source, tracking_uri)
+        if found is None:
+            raise BundleError(f"no {METADATA_FILE} in the artifacts of {ref}")
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{source}/{found}", dst_path=str(target), tracking_uri=tracking_uri
+        )
+    except BundleError:
+        raise
+    except Exception as exc:  # mlflow raises MlflowException, OSError, requests errors, ...
+        raise ModelUnavailableError(f"could not download {ref}: {exc}") from exc
+    return Path(local).parent
+
+
+def _mlflow_and_target(ref: str, dst: str | Path | None) -> tuple[Any, Path]:
+    """MLflow (imported here: optional and heavy) and the download folder, created."""
+    try:
+        import mlflow  # noqa: PLC0415
+    except ImportError:  # pragma: no cover  (every service that resolves URIs installs mlflow)
+        raise ModelUnavailableError(f"{ref} needs mlflow installed") from None
+    target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="rakuten-bundle-"))
+    target.mkdir(parents=True, exist_ok=True)
+    return mlflow, target
+
+
+def _find_metadata(mlflow: Any, source: str, tracking_uri: str | None) -> str | None:
+    """The shallowest ``bundle.json`` under ``source``, as a path relative to it, by listing
+    folders breadth first (a pyfunc model keeps it in ``artifacts/<bundle>/``)."""
+    level = [""]
+    for _ in range(4):
+        deeper = []
+        for folder in level:
+            uri = f"{source}/{folder}" if folder else source
+            listed = mlflow.artifacts.list_artifacts(artifact_uri=uri, tracking_uri=tracking_uri)
+            for info in sorted(listed, key=lambda i: str(i.path)):
+                name = str(info.path).rstrip("/").rsplit("/", 1)[-1]  # listing paths vary
+                path = f"{folder}/{name}" if folder else name
+                if not info.is_dir and name == METADATA_FILE:
+                    return path
+                if info.is_dir:
+                    deeper.append(path)
+        level = deeper
+    return None
 
 
 def _version_source(ref: str, tracking_uri: str) -> str:

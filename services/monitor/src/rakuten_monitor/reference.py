@@ -20,7 +20,7 @@ from rakuten_core.bundle import METADATA_FILE, read_metadata
 from rakuten_core.categories import CategoryIndex
 from rakuten_core.drift import DriftReference, parse_reference
 from rakuten_core.errors import ModelUnavailableError
-from rakuten_core.registry import is_mlflow_uri, registry_version, resolve_bundle
+from rakuten_core.registry import is_mlflow_uri, registry_version, resolve_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,8 @@ class ReferenceSource:
             return self._from_registry()
         if is_mlflow_uri(self.spec):
             if self._reference is None:
-                self._reference = read_reference(resolve_bundle(self.spec))
+                with tempfile.TemporaryDirectory(prefix="rakuten-reference-") as download:
+                    self._reference = read_reference(resolve_metadata(self.spec, dst=download))
                 logger.info("drift reference of %s loaded", self.spec)
             return self._reference
         meta_file = Path(self.spec) / METADATA_FILE
@@ -114,8 +115,8 @@ class ReferenceSource:
         self._checked_at = now
         if self._reference is None or version != self._version:
             with tempfile.TemporaryDirectory(prefix="rakuten-reference-") as download:
-                bundle = resolve_bundle(f"models:/{name}/{version}", dst=download)
-                reference = read_reference(bundle)
+                folder = resolve_metadata(f"models:/{name}/{version}", dst=download)
+                reference = read_reference(folder)  # bundle.json alone was downloaded
             previous, self._reference, self._version = self._version, reference, version
             logger.info(
                 "drift reference of %s: version %s loaded (was %s)", self.spec, version, previous
