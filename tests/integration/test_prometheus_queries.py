@@ -159,6 +159,12 @@ def stack(serve_bundle_dir: Path, tmp_path: Path) -> Iterator[tuple[Daemon, Serv
         )
         started.append(prometheus)
         serve.wait_ready(timeout_s=900)
+        # a scrape of the loaded model's zeroed counters before the traffic, as in any
+        # deployment: increase() over a burst that all lands before the first scrape is empty
+        deadline = time.monotonic() + 60
+        while not query(prometheus.url, 'rakuten_feedback_total{job="serve"}'):
+            assert time.monotonic() < deadline, "Prometheus never scraped serve's counters"
+            time.sleep(0.5)
         _push_batch_jobs(pushgateway.url)
         _drive_traffic(serve.base_url)
         yield prometheus, serve
