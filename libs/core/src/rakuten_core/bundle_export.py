@@ -243,6 +243,7 @@ def _lstm_onnx(embedding: Any, rnn: Any, sequence_length: int, template: Any) ->
         numpy_helper.from_array(r, p + "R"),
         numpy_helper.from_array(b, p + "B"),
         numpy_helper.from_array(np.array(0, dtype=np.int64), p + "zero"),
+        numpy_helper.from_array(np.array(0, dtype=np.int32), p + "zero_i"),
         numpy_helper.from_array(np.array(1, dtype=np.int32), p + "one"),
         numpy_helper.from_array(np.array([1], dtype=np.int64), p + "axis1"),
         numpy_helper.from_array(np.array([-1, len(cells) * units], dtype=np.int64), p + "shape"),
@@ -269,7 +270,6 @@ def _lstm_onnx(embedding: Any, rnn: Any, sequence_length: int, template: Any) ->
         helper.make_node("Unsqueeze", [p + "any_f", p + "axis1"], [p + "keep"]),
         helper.make_node("Mul", [p + "features", p + "keep"], [LSTM_FEATURES]),
     ]
-    init.append(numpy_helper.from_array(np.array(0, dtype=np.int32), p + "zero_i"))
     graph = helper.make_graph(
         nodes,
         "rakuten_lstm",

@@ -129,16 +129,12 @@ class _CharGramIndex:
         self.min_n, self.max_n, self.size = min_n, max_n, len(tokens)
         self.tables: dict[int, tuple[NDArray[np.int64], NDArray[np.int64]]] = {}
         for n in range(min_n, max_n + 1):
-            pairs = [(self._key(t), i) for i, t in enumerate(tokens) if i and len(t) == n]
-            pairs.sort()
-            self.tables[n] = (
-                np.asarray([k for k, _ in pairs], dtype=np.int64),
-                np.asarray([i for _, i in pairs], dtype=np.int64),
-            )
-
-    def _key(self, token: str) -> int:
-        ids = self._ids(np.frombuffer(token.encode("utf-32-le"), dtype=np.uint32))
-        return sum(int(v) * self.base**k for k, v in enumerate(ids))
+            index = np.asarray([i for i, t in enumerate(tokens) if i and len(t) == n], np.int64)
+            joined = "".join(tokens[i] for i in index).encode("utf-32-le")
+            ids = self._ids(np.frombuffer(joined, dtype=np.uint32)).reshape(index.size, n)
+            keys = ids @ (self.base ** np.arange(n, dtype=np.int64))  # all n-grams at once
+            order = np.argsort(keys, kind="stable")
+            self.tables[n] = (keys[order], index[order])
 
     def _ids(self, codes: NDArray[np.uint32]) -> NDArray[np.int64]:
         ids = self._bmp[np.minimum(codes, _BMP - 1)]
@@ -237,14 +233,19 @@ class TextVectors:
         """``tokens``, ``word_counts``, ``char_counts`` (those the model has) for cleaned texts."""
         spec = self.spec
         normalized = [self._normalize(t) for t in texts]
+        split: dict[bool, list[list[str]]] = {}  # the words of the normalised or raw texts, once
+
+        def words(of_normalized: bool) -> list[list[str]]:
+            if of_normalized not in split:
+                split[of_normalized] = _words(normalized if of_normalized else texts)
+            return split[of_normalized]
+
         out: dict[str, NDArray[Any]] = {}
         if spec.sequences is not None:
-            words = _words(normalized if spec.sequences.normalized else texts)
-            out["tokens"] = self._sequences(words, spec.sequences)
+            out["tokens"] = self._sequences(words(spec.sequences.normalized), spec.sequences)
         if spec.words is not None:
             n = spec.words.ngrams
-            words = _words(normalized if spec.words.normalized else texts)
-            grams = [_word_ngrams(w, n) for w in words]
+            grams = [_word_ngrams(w, n) for w in words(spec.words.normalized)]
             out["word_counts"] = _weigh(self._counts("words", grams), spec.words)
         if spec.chars is not None:
             if self._char_index is not None:
