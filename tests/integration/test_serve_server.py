@@ -98,7 +98,7 @@ def test_two_workers_share_redis_limits_and_the_cores_and_log_without_secrets(
     try:
         cold_start = server.wait_ready()
         assert cold_start < 180
-        server.wait_workers(settle_s=0)
+        server.wait_workers()
         for pid in server.worker_pids():  # each worker sizes its model threads for 2 workers
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
             assert b"RAKUTEN_WORKERS=2" in environ

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -108,6 +109,7 @@ class ServeProcess:
         self.base_url = f"http://127.0.0.1:{self.port}"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("RAKUTEN_")}
         full_env.update(env)
+        self._env = full_env
         full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -138,17 +140,41 @@ class ServeProcess:
         wait_http_ok(self.process, ready, log_path=self.log_path, timeout_s=timeout_s)
         return time.monotonic() - self.started
 
-    def wait_workers(self, timeout_s: float = 300.0, settle_s: float = 5.0) -> None:
-        """Ready, with every worker process up (each loads and warms up its own model: the
-        first ready answer comes from one of them), then ``settle_s`` for the last warm-up."""
+    def wait_workers(self, timeout_s: float = 300.0) -> None:
+        """Ready, with every worker process up and its model loaded and warmed up.
+
+        The first ready answer comes from one worker; each worker loads its own model, and
+        says so in the JSON log (``model ... loaded from``, with its ``pid``) after its warm-up.
+        """
         self.wait_ready(timeout_s)
         deadline = time.monotonic() + timeout_s
-        while self.workers > 1 and len(self.worker_pids()) < self.workers:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"fewer than {self.workers} workers: {self.worker_pids()}")
+        while True:
+            pids = self.worker_pids()
+            loaded = self._model_loaded_pids()
+            if len(pids) >= self.workers and loaded.issuperset(pids):
+                return
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{self.workers} workers with a model wanted: workers {pids}, "
+                    f"loaded {sorted(loaded)}; log {self.log_path}"
+                )
             time.sleep(0.2)
-        if self.workers > 1:
-            time.sleep(settle_s)
+
+    def _model_loaded_pids(self) -> set[int]:
+        log_file = Path(self._env.get("RAKUTEN_LOG_DIR", REPO_ROOT / "logs")) / "serve.log"
+        if not log_file.exists():
+            return set()
+        pids = set()
+        for line in log_file.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line being written
+                continue
+            if record.get("name") == "rakuten_serve.predictor" and " loaded from " in str(
+                record.get("message")
+            ):
+                pids.add(int(record["pid"]))
+        return pids
 
     def worker_pids(self) -> list[int]:
         return worker_pids(self.process.pid)

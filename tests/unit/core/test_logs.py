@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def test_json_lines_carry_the_request_id(tmp_path: Path) -> None:
         ("inside a request", "req-123", "WARNING"),
     ]
     assert all("time" in r for r in mine)
+    assert {r["pid"] for r in mine} == {os.getpid()}  # workers share one file
 
 
 @pytest.mark.usefixtures("restore_root_logger")

@@ -1,7 +1,8 @@
 """Logging set-up for every entry point: console plus a rotating JSON-lines file.
 
 ``configure_logging("serve")`` writes human-readable lines to stderr and JSON lines to
-``logs/serve.log`` (rotated by size). A request id set with :data:`request_id` in a context is
+``logs/serve.log`` (rotated by size); each JSON line names its process (``pid``: several
+workers append to one file). A request id set with :data:`request_id` in a context is
 attached to every record logged in that context (``-`` outside one).
 """
 
@@ -18,7 +19,7 @@ from pythonjsonlogger.json import JsonFormatter
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
 _CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
-_JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s"
+_JSON_FIELDS = "%(asctime)s %(levelname)s %(process)d %(name)s %(request_id)s %(message)s"
 _HANDLER_MARK = "_rakuten_handler"
 
 
@@ -56,7 +57,9 @@ def configure_logging(
         log_file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
     )
     file_handler.setFormatter(
-        JsonFormatter(_JSON_FIELDS, rename_fields={"levelname": "level", "asctime": "time"})
+        JsonFormatter(
+            _JSON_FIELDS, rename_fields={"levelname": "level", "asctime": "time", "process": "pid"}
+        )
     )
     handlers: list[logging.Handler] = [file_handler]
     if console:
