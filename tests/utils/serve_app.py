@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -140,18 +141,26 @@ class ServeProcess:
         wait_http_ok(self.process, ready, log_path=self.log_path, timeout_s=timeout_s)
         return time.monotonic() - self.started
 
-    def wait_workers(self, timeout_s: float = 300.0) -> None:
+    def wait_workers(self, timeout_s: float = 300.0, settle_s: float = 5.0) -> None:
         """Ready, with every worker process up and its model loaded and warmed up.
 
-        The first ready answer comes from one worker; each worker loads its own model, and
-        says so in the JSON log (``model ... loaded from``, with its ``pid``) after its warm-up.
+        The first ready answer comes from one worker; each worker loads its own model and, with
+        the log at INFO, says so in the JSON log (``model ... loaded from``, with its ``pid``)
+        after its warm-up. A quieter log (the benches run at WARNING, so that the access log
+        costs nothing) has no such line: then it waits ``settle_s`` once every worker is up.
         """
         self.wait_ready(timeout_s)
+        logged = logging.getLevelName(self._env.get("RAKUTEN_LOG_LEVEL", "INFO").upper())
+        by_log = isinstance(logged, int) and logged <= logging.INFO
         deadline = time.monotonic() + timeout_s
         while True:
             pids = self.worker_pids()
-            loaded = self._model_loaded_pids()
-            if len(pids) >= self.workers and loaded.issuperset(pids):
+            up = len(pids) >= self.workers
+            if up and not by_log:
+                time.sleep(settle_s if self.workers > 1 else 0)
+                return
+            loaded = self._model_loaded_pids() if up else set()
+            if up and loaded.issuperset(pids):
                 return
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise TimeoutError(
