@@ -2,7 +2,7 @@
 
 Rows arrive in batches from the CSV reader. Each row's text cleaning and image decoding run in a
 pool of ``workers`` processes (one chunk of a batch per process), ``prefetch`` batches ahead of
-the model, so while TensorFlow predicts batch *k* the pool is already decoding batches
+the model, so while the model predicts batch *k* the pool is already decoding batches
 *k+1..k+prefetch*. At most ``(prefetch + 1) * batch_size`` decoded images are alive at any time:
 memory is bounded by the batch size, never by the file size.
 
@@ -10,8 +10,9 @@ Processes, not threads: decoding is about two thirds of a row's CPU and much of 
 (Pillow's JPEG header parsing, EXIF, text cleaning) holding the GIL, so two decode threads and the
 model's thread fought over it and every row cost more CPU than the parts alone
 (docs/performance.md, "Batch prediction"). The pool starts its processes with ``spawn``: the
-parent runs TensorFlow's threads, and a ``fork`` of a process with running threads can deadlock
-in the child. A child imports this module (NumPy, Pillow), never TensorFlow.
+parent runs the model runtime's threads (ONNX Runtime's or TensorFlow's), and a ``fork`` of a
+process with running threads can deadlock in the child. A child imports this module (NumPy,
+Pillow), never a model runtime.
 
 Preprocessing is exactly the serving path's: :func:`rakuten_core.text.product_text`,
 :func:`rakuten_core.image.decode_image` (through ``decode_image_file``) and
