@@ -7,7 +7,7 @@ figures to the Pushgateway when ``RAKUTEN_PUSHGATEWAY_URL`` is set
 
 Exit codes: 0 success; 2 bad input (malformed CSV naming its line, missing file or folder, labels
 not covering the rows, bad option); 3 model unavailable (bundle missing or unreadable, MLflow
-URI that cannot be resolved).
+URI that cannot be resolved); 4 a decode process died three times in a row on one batch.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from rakuten_core.bundle import load_bundle
 from rakuten_core.errors import InvalidInputError, ModelUnavailableError
 from rakuten_core.job_metrics import JOB_PREDICT, job_run
 from rakuten_core.logs import configure_logging
+from rakuten_predict.engine import DecodeProcessError
 from rakuten_predict.model_source import is_mlflow_uri, resolve_model
 from rakuten_predict.runner import RunConfig, check_inputs, run_prediction, write_json
 from rakuten_predict.settings import PredictSettings
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 EXIT_BAD_INPUT = 2
 EXIT_MODEL_UNAVAILABLE = 3
+EXIT_DECODE_FAILED = 4
 
 
 @app.callback()
@@ -145,6 +147,10 @@ def _predict(
         logger.error("%s", exc)
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_MODEL_UNAVAILABLE) from None
+    except DecodeProcessError as exc:
+        logger.error("%s", exc)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_DECODE_FAILED) from None
     document["model"]["source"] = resolved.source
     document["model"]["registry_version"] = resolved.registry_version
     if is_mlflow_uri(model):

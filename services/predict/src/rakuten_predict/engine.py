@@ -21,11 +21,13 @@ Preprocessing is exactly the serving path's: :func:`rakuten_core.text.product_te
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -34,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rakuten_core.dataset import image_filename
-from rakuten_core.errors import InvalidInputError
+from rakuten_core.errors import InvalidInputError, RakutenError
 from rakuten_core.image import ImageArray, decode_image_file
 from rakuten_core.inputs import ModelInputs, model_inputs
 from rakuten_core.text import product_text
@@ -43,6 +45,10 @@ from rakuten_predict.reader import ProductRow
 logger = logging.getLogger(__name__)
 
 ImageStatus = Literal["ok", "missing", "unreadable"]
+
+
+class DecodeProcessError(RakutenError):
+    """Decoding one batch kept killing its decode process (CLI exit 4)."""
 
 
 class Predictor(Protocol):
@@ -111,42 +117,113 @@ def predict_batches(
         raise ValueError("workers and prefetch must be >= 1")
     size = predictor.image_size
     source = iter(batches)
-    pending: deque[list[Future[list[PreparedRow]]]] = deque()
+    pool = _DecodePool(workers, images_dir, size)
+    pending: deque[_Decoding] = deque()
     width = 0  # rows per model call, fixed by the first batch
-    context = multiprocessing.get_context("spawn")
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    def submit_next() -> None:
+        nonlocal width
+        batch = next(source, None)
+        if batch is not None:
+            width = width or len(batch)
+            pending.append(_Decoding(batch, pool.submit(batch)))
 
-        def submit_next() -> None:
-            nonlocal width
-            batch = next(source, None)
-            if batch is not None:
-                width = width or len(batch)
-                step = -(-len(batch) // workers)  # one chunk per process
-                pending.append(
-                    [
-                        pool.submit(prepare_rows, batch[i : i + step], images_dir, size)
-                        for i in range(0, len(batch), step)
-                    ]
-                )
+    try:
+        for _ in range(prefetch):
+            submit_next()
+        if warm_up and pending:
+            predictor.predict_proba(model_inputs([""] * width, [None] * width, image_size=size))
+        while pending:
+            decoding = pending.popleft()
+            submit_next()  # keep the pool busy while this batch goes through the model
+            prepared = pool.result(decoding, pending)
+            pad = max(0, width - len(prepared))
+            inputs = model_inputs(
+                [p.text for p in prepared] + [""] * pad,
+                [p.image for p in prepared] + [None] * pad,
+                image_size=size,
+            )
+            yield BatchResult(prepared, predictor.predict_proba(inputs)[: len(prepared)])
+    finally:
+        for queued in pending:  # an error or an abandoned generator: drop queued work
+            for future in queued.futures:
+                future.cancel()
+        pool.shutdown()
 
+
+@dataclass
+class _Decoding:
+    """One input batch and the decode tasks of its chunks."""
+
+    rows: list[ProductRow]
+    futures: list[Future[list[PreparedRow]]]
+    restarts: int = 0
+
+
+class _DecodePool:
+    """The decode processes; replaced when one of them dies.
+
+    A decode process that dies (killed for memory, or a crash in an image library) breaks the
+    whole :class:`ProcessPoolExecutor`: every queued chunk fails with ``BrokenProcessPool``.
+    The batches are still here, so a new pool decodes them again. A batch that breaks
+    ``MAX_RESTARTS`` pools in a row stops the run with an error naming its CSV lines (nothing is
+    written: the output is renamed into place only at the end).
+    """
+
+    MAX_RESTARTS = 2
+
+    def __init__(self, workers: int, images_dir: Path, image_size: int) -> None:
+        self._workers = workers
+        self._images_dir = images_dir
+        self._image_size = image_size
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._workers, mp_context=multiprocessing.get_context("spawn")
+        )
+
+    def submit(self, rows: list[ProductRow]) -> list[Future[list[PreparedRow]]]:
         try:
-            for _ in range(prefetch):
-                submit_next()
-            if warm_up and pending:
-                predictor.predict_proba(model_inputs([""] * width, [None] * width, image_size=size))
-            while pending:
-                futures = pending.popleft()
-                submit_next()  # keep the pool busy while this batch goes through the model
-                prepared = [p for future in futures for p in future.result()]
-                pad = max(0, width - len(prepared))
-                inputs = model_inputs(
-                    [p.text for p in prepared] + [""] * pad,
-                    [p.image for p in prepared] + [None] * pad,
-                    image_size=size,
+            return self._submit(rows)
+        except BrokenProcessPool:  # a process died after its last task, before this batch
+            self._restart(f"before CSV lines {rows[0].line}-{rows[-1].line} were queued")
+            return self._submit(rows)
+
+    def _submit(self, rows: list[ProductRow]) -> list[Future[list[PreparedRow]]]:
+        step = -(-len(rows) // self._workers)  # one chunk per process
+        return [
+            self._pool.submit(prepare_rows, rows[i : i + step], self._images_dir, self._image_size)
+            for i in range(0, len(rows), step)
+        ]
+
+    def _restart(self, when: str) -> None:
+        logger.warning("a decode process died %s; starting new decode processes", when)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._new_pool()
+
+    def result(self, decoding: _Decoding, queued: deque[_Decoding]) -> list[PreparedRow]:
+        """The prepared rows of ``decoding``; on a broken pool, a new pool decodes it and every
+        ``queued`` batch again."""
+        while True:
+            try:
+                return [p for future in decoding.futures for p in future.result()]
+            except BrokenProcessPool as exc:
+                decoding.restarts += 1
+                lines = f"CSV lines {decoding.rows[0].line}-{decoding.rows[-1].line}"
+                if decoding.restarts > self.MAX_RESTARTS:
+                    raise DecodeProcessError(
+                        f"a decode process died {decoding.restarts} times while decoding "
+                        f"{lines} (killed for memory, or an image that crashes the decoder?); "
+                        "nothing was written"
+                    ) from exc
+                self._restart(
+                    f"while decoding {lines} (restart {decoding.restarts} of at most "
+                    f"{self.MAX_RESTARTS}); the waiting batches are decoded again"
                 )
-                yield BatchResult(prepared, predictor.predict_proba(inputs)[: len(prepared)])
-        finally:
-            for futures in pending:  # an error or an abandoned generator: drop queued work
-                for future in futures:
-                    future.cancel()
+                with contextlib.suppress(BrokenProcessPool):  # died again: the loop counts it
+                    for again in (decoding, *queued):
+                        again.futures = self._submit(again.rows)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
