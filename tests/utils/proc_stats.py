@@ -28,21 +28,29 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def worker_pids(pid: int) -> list[int]:
-    """The uvicorn worker processes under ``pid`` (spawned by multiprocessing), else ``[pid]``:
-    with one worker uvicorn serves in the main process."""
+def spawned_children(pid: int) -> list[int]:
+    """The live processes under ``pid`` started by multiprocessing's ``spawn`` (uvicorn's
+    workers, a ``ProcessPoolExecutor``'s processes), not its helpers (resource tracker)."""
     try:
         children = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    workers = []
+    spawned = []
     for child in children:
         try:
             if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
-                workers.append(child.pid)
+                spawned.append(child.pid)
         except psutil.Error:
             continue
-    return workers or [pid]
+    return spawned
+
+
+def worker_pids(pid: int) -> list[int]:
+    """The uvicorn worker processes under ``pid`` (spawned by multiprocessing), else ``[pid]``:
+    with one worker uvicorn serves in the main process."""
+    if not psutil.pid_exists(pid):
+        return []
+    return spawned_children(pid) or [pid]
 
 
 def rss_mib(pid: int) -> tuple[float, float]:

@@ -18,20 +18,14 @@ from typer.testing import CliRunner
 from rakuten_predict.cli import app
 from rakuten_predict.engine import BatchResult, DecodeProcessError, predict_batches
 from rakuten_predict.reader import ProductCsv, ProductRow, batched
+from tests.utils.proc_stats import spawned_children
 
 pytestmark = pytest.mark.slow  # spawns decode processes and runs a real model
 
 
-def _decode_processes() -> list[psutil.Process]:
-    """This process's decode workers (started with ``spawn``), not the resource tracker."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if "spawn_main" in " ".join(child.cmdline()):
-                found.append(child)
-        except psutil.Error:
-            continue
-    return found
+def _decode_processes() -> list[int]:
+    """This process's decode workers, not the resource tracker."""
+    return spawned_children(os.getpid())
 
 
 def _answers(results: list[BatchResult]) -> tuple[list[int], np.ndarray]:
@@ -56,7 +50,7 @@ def test_a_killed_decode_process_is_replaced_and_the_answers_do_not_change(
     def killing_rows() -> Iterator[ProductRow]:
         for n, row in enumerate(rows):
             if n == 24:  # the pool is decoding batches ahead of the model: kill one of it
-                victim = _decode_processes()[0]
+                victim = psutil.Process(_decode_processes()[0])
                 victim.send_signal(signal.SIGKILL)
                 victim.wait(10)
                 killed.append(victim.pid)
@@ -75,7 +69,7 @@ def test_a_killed_decode_process_is_replaced_and_the_answers_do_not_change(
     np.testing.assert_allclose(got[1], expected[1], atol=1e-6)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings and all("a decode process died" in w for w in warnings), warnings
-    assert killed[0] not in [p.pid for p in _decode_processes()]  # the pool was shut down
+    assert killed[0] not in _decode_processes()  # the pool was shut down
 
 
 class _Killer:
@@ -88,9 +82,9 @@ class _Killer:
 
     def _run(self) -> None:
         while not self._stop.wait(0.02):
-            for process in _decode_processes():
+            for pid in _decode_processes():
                 try:
-                    os.kill(process.pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
                     self.kills += 1
                 except ProcessLookupError:
                     continue

@@ -41,6 +41,11 @@ logger = logging.getLogger(__name__)
 EXIT_BAD_INPUT = 2
 EXIT_MODEL_UNAVAILABLE = 3
 EXIT_DECODE_FAILED = 4
+_EXIT_CODES: tuple[tuple[type[Exception], int], ...] = (
+    (InvalidInputError, EXIT_BAD_INPUT),
+    (ModelUnavailableError, EXIT_MODEL_UNAVAILABLE),
+    (DecodeProcessError, EXIT_DECODE_FAILED),
+)
 
 
 @app.callback()
@@ -126,7 +131,8 @@ def _predict(
     summary_path: Path,
     metrics: Path | None,
 ) -> dict[str, Any]:
-    """The run itself; bad input and an unavailable model exit with their codes."""
+    """The run itself; bad input, an unavailable model and failing decoding exit with their
+    codes."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     try:
         checked = check_inputs(config)  # before the (slow) model load: bad input fails fast
@@ -139,18 +145,11 @@ def _predict(
             bundle = load_bundle(resolved.path, settings.model_runtime)
         load_seconds = time.perf_counter() - load_started
         document = run_prediction(bundle, config, checked)
-    except InvalidInputError as exc:
+    except (InvalidInputError, ModelUnavailableError, DecodeProcessError) as exc:
         logger.error("%s", exc)
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    except ModelUnavailableError as exc:
-        logger.error("%s", exc)
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_MODEL_UNAVAILABLE) from None
-    except DecodeProcessError as exc:
-        logger.error("%s", exc)
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_DECODE_FAILED) from None
+        code = next(code for kind, code in _EXIT_CODES if isinstance(exc, kind))
+        raise typer.Exit(code) from None
     document["model"]["source"] = resolved.source
     document["model"]["registry_version"] = resolved.registry_version
     if is_mlflow_uri(model):
