@@ -79,8 +79,9 @@ def decode_image(
                     # Let libjpeg decode at a reduced scale: much faster, still >= 2x the target.
                     img.draft("RGB", (size * 2, size * 2))
                 img.load()
-                oriented = ImageOps.exif_transpose(img) or img
-                rgb = _to_rgb(oriented)
+                # In place: without an orientation tag the default returns a full-size copy.
+                ImageOps.exif_transpose(img, in_place=True)
+                rgb = _to_rgb(img)
                 resized = rgb.resize((size, size), Image.Resampling.BILINEAR)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise InputTooLargeError("image expands to too many pixels") from None
