@@ -1,12 +1,15 @@
-"""Batch prediction when a decode process dies: new processes, the same answers, or exit 4."""
+"""Batch prediction when a decode process dies or hangs: new processes, the same answers, or
+exit 4."""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,9 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
+from rakuten_core.dataset import image_filename
 from rakuten_predict.cli import app
-from rakuten_predict.engine import BatchResult, DecodeProcessError, predict_batches
+from rakuten_predict.engine import DecodeProcessError, predict_batches
 from rakuten_predict.reader import ProductCsv, ProductRow, batched
 from tests.utils.proc_stats import spawned_children
 
@@ -28,23 +32,46 @@ def _decode_processes() -> list[int]:
     return spawned_children(os.getpid())
 
 
-def _answers(results: list[BatchResult]) -> tuple[list[int], np.ndarray]:
-    rows = [p.row.index for r in results for p in r.rows]
-    return rows, np.concatenate([r.probabilities for r in results])
+def _answers(
+    bundle: Any, rows: Iterable[ProductRow], images: Path, **options: Any
+) -> tuple[list[int], np.ndarray]:
+    """Every row's index and probabilities, predicted in batches of 8 by 2 decode processes."""
+    results = list(
+        predict_batches(bundle, batched(iter(rows), 8), images_dir=images, workers=2, **options)
+    )
+    return [p.row.index for r in results for p in r.rows], np.concatenate(
+        [r.probabilities for r in results]
+    )
+
+
+def _assert_same(got: tuple[list[int], np.ndarray], expected: Any, rows: list[ProductRow]) -> None:
+    assert got[0] == expected[0] == [r.index for r in rows]  # every row, in order
+    np.testing.assert_allclose(got[1], expected[1], atol=1e-6)
 
 
 def _rows(data: Path) -> list[ProductRow]:
     return list(ProductCsv(data / "x.csv").rows())
 
 
+@dataclass
+class _Undisturbed:
+    """The products' rows and images, and the answers of a run nothing interfered with."""
+
+    rows: list[ProductRow]
+    images: Path
+    answers: tuple[list[int], np.ndarray]
+
+
+@pytest.fixture
+def undisturbed(predict_bundle: Any, labelled_products: Path) -> _Undisturbed:
+    rows, images = _rows(labelled_products), labelled_products / "images"
+    return _Undisturbed(rows, images, _answers(predict_bundle, rows, images))
+
+
 def test_a_killed_decode_process_is_replaced_and_the_answers_do_not_change(
-    predict_bundle: Any, labelled_products: Path, caplog: pytest.LogCaptureFixture
+    predict_bundle: Any, undisturbed: _Undisturbed, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rows = _rows(labelled_products)
-    images = labelled_products / "images"
-    expected = _answers(
-        list(predict_batches(predict_bundle, batched(iter(rows), 8), images_dir=images, workers=2))
-    )
+    rows = undisturbed.rows
     killed: list[int] = []
 
     def killing_rows() -> Iterator[ProductRow]:
@@ -57,16 +84,9 @@ def test_a_killed_decode_process_is_replaced_and_the_answers_do_not_change(
             yield row
 
     with caplog.at_level(logging.WARNING, logger="rakuten_predict.engine"):
-        got = _answers(
-            list(
-                predict_batches(
-                    predict_bundle, batched(killing_rows(), 8), images_dir=images, workers=2
-                )
-            )
-        )
+        got = _answers(predict_bundle, killing_rows(), undisturbed.images)
     assert killed
-    assert got[0] == expected[0] == [r.index for r in rows]  # every row, in order
-    np.testing.assert_allclose(got[1], expected[1], atol=1e-6)
+    _assert_same(got, undisturbed.answers, rows)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings and all("a decode process died" in w for w in warnings), warnings
     assert killed[0] not in _decode_processes()  # the pool was shut down
@@ -134,3 +154,94 @@ def test_the_cli_exits_4_and_writes_nothing_when_decoding_keeps_dying(
     assert result.exit_code == 4, result.output
     assert "a decode process died 3 times while decoding CSV lines" in result.output
     assert list(out.parent.iterdir()) == []  # no output, and no temporary one left behind
+
+
+def _hang_image(data: Path, rows: list[ProductRow], start: int) -> tuple[Path, bytes, ProductRow]:
+    """Replace the first real JPEG at or after ``rows[start]`` by a named pipe with no writer:
+    reading it blocks forever, as a read from a stalled network mount does."""
+    for row in rows[start:]:
+        path = data / "images" / image_filename(row.imageid, row.productid)
+        if path.is_file() and path.read_bytes()[:2] == b"\xff\xd8":
+            jpeg = path.read_bytes()
+            path.unlink()
+            os.mkfifo(path)
+            return path, jpeg, row
+    raise AssertionError("no real JPEG to replace")
+
+
+class _Mend(logging.Handler):
+    """Puts the JPEG back in place of the pipe when the engine reports the hung batch, before it
+    starts new decode processes: the second try reads the real image."""
+
+    def __init__(self, path: Path, jpeg: bytes) -> None:
+        super().__init__(logging.WARNING)
+        self.path, self.jpeg, self.mended = path, jpeg, False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "did not finish within" in record.getMessage() and not self.mended:
+            self.path.unlink()
+            self.path.write_bytes(self.jpeg)
+            self.mended = True
+
+
+def _line_ranges(messages: list[str]) -> list[range]:
+    return [
+        range(int(m[1]), int(m[2]) + 1)
+        for message in messages
+        for m in re.finditer(r"CSV lines (\d+)-(\d+)", message)
+    ]
+
+
+@pytest.mark.timeout(300)  # without the timeout the run waits forever: fail fast
+def test_a_hung_decode_is_killed_and_decoded_again_with_the_same_answers(
+    predict_bundle: Any,
+    labelled_products: Path,
+    undisturbed: _Undisturbed,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rows = undisturbed.rows
+    path, jpeg, hung_row = _hang_image(labelled_products, rows, 20)
+    mend = _Mend(path, jpeg)
+    engine_log = logging.getLogger("rakuten_predict.engine")
+    engine_log.addHandler(mend)
+    try:
+        with caplog.at_level(logging.WARNING, logger="rakuten_predict.engine"):
+            # 10 s: far above a batch of 8 on a loaded machine, process start included
+            got = _answers(predict_bundle, rows, undisturbed.images, decode_timeout_s=10)
+    finally:
+        engine_log.removeHandler(mend)
+    assert mend.mended
+    _assert_same(got, undisturbed.answers, rows)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    hung = [w for w in warnings if "did not finish within 10 s" in w]
+    assert hung and all("its decode processes were killed" in w for w in hung), warnings
+    assert any(hung_row.line in lines for lines in _line_ranges(hung)), (hung_row.line, hung)
+    assert _decode_processes() == []  # none left behind, hung or not
+
+
+@pytest.mark.timeout(300)  # without the timeout the run waits forever: fail fast
+def test_the_cli_exits_4_naming_the_batch_whose_decoding_keeps_hanging(
+    predict_bundle_dir: Path, labelled_products: Path, tmp_path: Path
+) -> None:
+    rows = _rows(labelled_products)
+    # in the first batch: a false timeout on a loaded machine would name that batch too
+    _hang_image(labelled_products, rows, 0)
+    out = tmp_path / "predictions" / "pred.csv"
+    out.parent.mkdir()
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict", "--model", str(predict_bundle_dir),
+            "--csv", str(labelled_products / "x.csv"),
+            "--images", str(labelled_products / "images"),
+            "--out", str(out), "--workers", "2", "--batch-size", "8",
+            "--decode-timeout", "2", "--no-progress",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 4, result.output
+    assert (
+        f"decoding CSV lines {rows[0].line}-{rows[7].line} did not finish within 2 s 3 times"
+        in result.output
+    )
+    assert list(out.parent.iterdir()) == []  # no output, and no temporary one left behind
+    assert _decode_processes() == []  # the hung ones were killed

@@ -7,7 +7,8 @@ figures to the Pushgateway when ``RAKUTEN_PUSHGATEWAY_URL`` is set
 
 Exit codes: 0 success; 2 bad input (malformed CSV naming its line, missing file or folder, labels
 not covering the rows, bad option); 3 model unavailable (bundle missing or unreadable, MLflow
-URI that cannot be resolved); 4 a decode process died three times in a row on one batch.
+URI that cannot be resolved); 4 decoding one batch failed three times in a row (a decode process
+died, or the batch took longer than ``--decode-timeout``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from rakuten_core.bundle import load_bundle
 from rakuten_core.errors import InvalidInputError, ModelUnavailableError
 from rakuten_core.job_metrics import JOB_PREDICT, job_run
 from rakuten_core.logs import configure_logging
-from rakuten_predict.engine import DecodeProcessError
+from rakuten_predict.engine import DEFAULT_DECODE_TIMEOUT_S, DecodeProcessError
 from rakuten_predict.model_source import is_mlflow_uri, resolve_model
 from rakuten_predict.runner import RunConfig, check_inputs, run_prediction, write_json
 from rakuten_predict.settings import PredictSettings
@@ -80,6 +81,14 @@ def predict(
     workers: Annotated[
         int, typer.Option(min=0, help="Decode processes (0 = one per core, 2..8)")
     ] = 0,
+    decode_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1,
+            help="Seconds a batch may take to decode once the model waits for it; then its "
+            "decode processes are taken for hung, killed and restarted",
+        ),
+    ] = DEFAULT_DECODE_TIMEOUT_S,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr")] = True,
 ) -> None:
     """Predict every product of CSV; write predictions, a summary and (with labels) metrics."""
@@ -104,6 +113,7 @@ def predict(
                 out=out,
                 batch_size=batch_size,
                 workers=workers,
+                decode_timeout_s=decode_timeout,
                 labels=labels,
                 progress=progress,
             ),

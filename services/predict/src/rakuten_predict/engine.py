@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -43,6 +44,10 @@ from rakuten_core.text import product_text
 from rakuten_predict.reader import ProductRow
 
 logger = logging.getLogger(__name__)
+
+# Seconds a batch may take to decode once the model waits for it (a batch of 256 takes about
+# half a second on 2 cores) before its processes are taken for hung, killed and restarted.
+DEFAULT_DECODE_TIMEOUT_S = 300.0
 
 ImageStatus = Literal["ok", "missing", "unreadable"]
 
@@ -105,19 +110,23 @@ def predict_batches(
     workers: int,
     prefetch: int = 2,
     warm_up: bool = True,
+    decode_timeout_s: float = DEFAULT_DECODE_TIMEOUT_S,
 ) -> Iterator[BatchResult]:
     """Yield one :class:`BatchResult` per input batch, in input order.
+
+    A batch still decoding ``decode_timeout_s`` after the model started waiting for it is
+    taken for hung: its processes are killed and it is decoded again (see :class:`_DecodePool`).
 
     Every model call gets the first batch's size (a shorter last batch is padded with empty rows
     whose outputs are dropped): TensorFlow traces the predict function once per input shape, and
     a retrace costs about as much as a few batches. With ``warm_up`` that one trace is done on an
     empty batch while the pool decodes the first real ones, instead of after them.
     """
-    if workers < 1 or prefetch < 1:
-        raise ValueError("workers and prefetch must be >= 1")
+    if workers < 1 or prefetch < 1 or decode_timeout_s <= 0:
+        raise ValueError("workers and prefetch must be >= 1, decode_timeout_s > 0")
     size = predictor.image_size
     source = iter(batches)
-    pool = _DecodePool(workers, images_dir, size)
+    pool = _DecodePool(workers, images_dir, size, decode_timeout_s)
     pending: deque[_Decoding] = deque()
     width = 0  # rows per model call, fixed by the first batch
 
@@ -145,10 +154,9 @@ def predict_batches(
             )
             yield BatchResult(prepared, predictor.predict_proba(inputs)[: len(prepared)])
     finally:
-        for queued in pending:  # an error or an abandoned generator: drop queued work
-            for future in queued.futures:
-                future.cancel()
-        pool.shutdown()
+        # An error or an abandoned generator drops the queued work; its processes are killed
+        # rather than awaited, since one of them may be the hung one.
+        pool.shutdown(kill=bool(pending))
 
 
 @dataclass
@@ -161,21 +169,25 @@ class _Decoding:
 
 
 class _DecodePool:
-    """The decode processes; replaced when one of them dies.
+    """The decode processes; replaced when one of them dies or hangs.
 
     A decode process that dies (killed for memory, or a crash in an image library) breaks the
     whole :class:`ProcessPoolExecutor`: every queued chunk fails with ``BrokenProcessPool``.
+    One that hangs (a read from a stalled network mount, a decoder stuck on crafted bytes)
+    would hold the run forever, so when a batch is not decoded ``timeout_s`` after the model
+    started waiting for it, the pool's processes are killed, which breaks it the same way.
     The batches are still here, so a new pool decodes them again. A batch that breaks
-    ``MAX_RESTARTS`` pools in a row stops the run with an error naming its CSV lines (nothing is
-    written: the output is renamed into place only at the end).
+    ``MAX_RESTARTS + 1`` pools in a row stops the run with an error naming its CSV lines
+    (nothing is written: the output is renamed into place only at the end).
     """
 
     MAX_RESTARTS = 2
 
-    def __init__(self, workers: int, images_dir: Path, image_size: int) -> None:
+    def __init__(self, workers: int, images_dir: Path, image_size: int, timeout_s: float) -> None:
         self._workers = workers
         self._images_dir = images_dir
         self._image_size = image_size
+        self._timeout_s = timeout_s
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -187,7 +199,9 @@ class _DecodePool:
         try:
             return self._submit(rows)
         except BrokenProcessPool:  # a process died after its last task, before this batch
-            self._restart(f"before CSV lines {rows[0].line}-{rows[-1].line} were queued")
+            self._restart(
+                f"a decode process died before CSV lines {rows[0].line}-{rows[-1].line} were queued"
+            )
             return self._submit(rows)
 
     def _submit(self, rows: list[ProductRow]) -> list[Future[list[PreparedRow]]]:
@@ -197,33 +211,62 @@ class _DecodePool:
             for i in range(0, len(rows), step)
         ]
 
-    def _restart(self, when: str) -> None:
-        logger.warning("a decode process died %s; starting new decode processes", when)
+    def _restart(self, event: str) -> None:
+        logger.warning("%s; starting new decode processes", event)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = self._new_pool()
 
     def result(self, decoding: _Decoding, queued: deque[_Decoding]) -> list[PreparedRow]:
-        """The prepared rows of ``decoding``; on a broken pool, a new pool decodes it and every
-        ``queued`` batch again."""
+        """The prepared rows of ``decoding``; on a broken or hung pool, a new pool decodes it
+        and every ``queued`` batch again."""
         while True:
+            deadline = time.monotonic() + self._timeout_s
+            hung = False
             try:
-                return [p for future in decoding.futures for p in future.result()]
+                prepared: list[PreparedRow] = []
+                for future in decoding.futures:
+                    try:
+                        chunk = future.result(timeout=max(0.0, deadline - time.monotonic()))
+                    except TimeoutError:
+                        hung = True
+                        self._kill()
+                        chunk = future.result()  # BrokenProcessPool, unless it ended meanwhile
+                    prepared.extend(chunk)
+                return prepared
             except BrokenProcessPool as exc:
                 decoding.restarts += 1
+                n = decoding.restarts
                 lines = f"CSV lines {decoding.rows[0].line}-{decoding.rows[-1].line}"
-                if decoding.restarts > self.MAX_RESTARTS:
+                if n > self.MAX_RESTARTS:
                     raise DecodeProcessError(
-                        f"a decode process died {decoding.restarts} times while decoding "
-                        f"{lines} (killed for memory, or an image that crashes the decoder?); "
-                        "nothing was written"
+                        f"decoding {lines} did not finish within {self._timeout_s:g} s {n} times "
+                        "(a hung image read or decoder?); nothing was written"
+                        if hung
+                        else f"a decode process died {n} times while decoding {lines} (killed "
+                        "for memory, or an image that crashes the decoder?); nothing was written"
                     ) from exc
+                event = (
+                    f"decoding {lines} did not finish within {self._timeout_s:g} s: its decode "
+                    "processes were killed"
+                    if hung
+                    else f"a decode process died while decoding {lines}"
+                )
                 self._restart(
-                    f"while decoding {lines} (restart {decoding.restarts} of at most "
-                    f"{self.MAX_RESTARTS}); the waiting batches are decoded again"
+                    f"{event} (restart {n} of at most {self.MAX_RESTARTS}); the waiting batches "
+                    "are decoded again"
                 )
                 with contextlib.suppress(BrokenProcessPool):  # died again: the loop counts it
                     for again in (decoding, *queued):
                         again.futures = self._submit(again.rows)
 
-    def shutdown(self) -> None:
+    def _kill(self) -> None:
+        """SIGKILL the pool's processes; the pool then fails its futures with
+        ``BrokenProcessPool``. ``ProcessPoolExecutor`` has no public way to stop a running task
+        before Python 3.14 (``kill_workers``), hence its ``_processes``."""
+        for process in list((self._pool._processes or {}).values()):  # noqa: SLF001
+            process.kill()
+
+    def shutdown(self, *, kill: bool = False) -> None:
+        if kill:
+            self._kill()
         self._pool.shutdown(wait=True, cancel_futures=True)

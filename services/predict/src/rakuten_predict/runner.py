@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from rakuten_core.bundle import Bundle
 from rakuten_core.errors import InvalidInputError
-from rakuten_predict.engine import predict_batches
+from rakuten_predict.engine import DEFAULT_DECODE_TIMEOUT_S, predict_batches
 from rakuten_predict.output import PredictionWriter
 from rakuten_predict.reader import ProductCsv, batched, read_labels
 from rakuten_predict.summary import SummaryBuilder
@@ -41,6 +41,7 @@ class RunConfig:
     batch_size: int = 256
     workers: int = 0  # 0 = default_workers()
     prefetch: int = 2
+    decode_timeout_s: float = DEFAULT_DECODE_TIMEOUT_S
     labels: Path | None = None
     progress: bool = True
 
@@ -121,6 +122,7 @@ def run_prediction(
             images_dir=config.images,
             workers=workers,
             prefetch=config.prefetch,
+            decode_timeout_s=config.decode_timeout_s,
         )
         for result in results:
             best = writer.write(result.rows, result.probabilities)
