@@ -52,8 +52,16 @@ class SmallData:
     processed: Path
 
 
-def make_small_data(root: str | Path, *, train_rows: int = 400, seed: int = 7) -> SmallData:
-    """Generate the offline sample and prepare it (train/val/test parquet) under ``root``."""
+def make_small_data(
+    root: str | Path, *, train_rows: int = 400, seed: int = 7, real_texts: Path | None = None
+) -> SmallData:
+    """Generate the offline sample and prepare it (train/val/test parquet) under ``root``.
+
+    With ``real_texts`` (a ``text,prdtypecode`` CSV such as ``text_fr/products.csv``), each
+    training row of a class found there gets one of that class's real texts instead of its
+    generated one (each text once, while they last): the vocabularies then fill up as on real
+    data, so the model has the width of one trained on the full set.
+    """
     from rakuten_data.prepare import PrepareOptions, prepare  # noqa: PLC0415
     from rakuten_data.sample import SampleSpec, write_sample  # noqa: PLC0415
     from tests.utils.paths import SHARED_DATA  # noqa: PLC0415
@@ -66,8 +74,26 @@ def make_small_data(root: str | Path, *, train_rows: int = 400, seed: int = 7) -
         SampleSpec(train_rows=train_rows, test_rows=10, seed=seed, image_size=64),
         label_table=table if table.is_file() else None,
     )
+    if real_texts is not None:
+        _use_real_texts(raw, real_texts)
     prepare(raw, processed, PrepareOptions(seed=seed, val_size=0.15, test_size=0.2, progress=False))
     return SmallData(raw=raw, processed=processed)
+
+
+def _use_real_texts(raw: Path, real_texts: Path) -> None:
+    import pandas as pd  # noqa: PLC0415
+
+    from rakuten_core import dataset  # noqa: PLC0415
+
+    texts = pd.read_csv(real_texts, dtype={"text": str}, keep_default_na=False)
+    by_class = {code: list(group["text"]) for code, group in texts.groupby("prdtypecode")}
+    x = pd.read_csv(raw / dataset.X_TRAIN_FILE, index_col=0, dtype=str, keep_default_na=False)
+    y = pd.read_csv(raw / dataset.Y_TRAIN_FILE, index_col=0)
+    for index, code in y[dataset.LABEL_COLUMN].items():
+        if by_class.get(code):
+            x.loc[index, "designation"] = by_class[code].pop()
+            x.loc[index, "description"] = ""
+    x.to_csv(raw / dataset.X_TRAIN_FILE, encoding="utf-8", lineterminator="\n")
 
 
 def build_small_bundle(
@@ -76,16 +102,18 @@ def build_small_bundle(
     train_rows: int = 400,
     seed: int = 7,
     overrides: dict[str, Any] | None = None,
+    real_texts: Path | None = None,
 ) -> Path:
     """Sample, prepare and train; returns the bundle directory ``<root>/bundle``.
 
     No MLflow run is made (``track=False``); ``<root>/reports`` holds the evaluation reports.
+    ``real_texts``: as :func:`make_small_data`.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rakuten_train.params import load_params  # noqa: PLC0415
     from rakuten_train.training import train  # noqa: PLC0415
 
-    data = make_small_data(root, train_rows=train_rows, seed=seed)
+    data = make_small_data(root, train_rows=train_rows, seed=seed, real_texts=real_texts)
     params = load_params(None, {**SMALL_PARAMS, "seed": seed, **(overrides or {})})
     result = train(
         data=data.processed,
