@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))  # tests.utils: shared with the tests (server, wrk
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 HELP = """Measure /predict on real servers: batched vs unbatched vs the in-process limit.
 
-Starts a batched and an unbatched `rakuten-serve run` (1 worker each), a batched one with
---workers processes and, for a bundle with the ONNX export, a batched one with the Keras runtime
-(cold starts printed),
+Starts a batched and an unbatched `rakuten-serve run` (1 worker each), a batched and an
+unbatched one with --workers processes and, for a bundle with the ONNX export, a batched one
+with the Keras runtime (cold starts printed),
 loads them with wrk (native; real rows + 500x500 JPEGs, multipart, bearer token) at each
 concurrency, back to back with the in-process limit, and prints req/s, p50/p95/p99, errors,
 server CPU/request, wrk's own CPU, the load average, the issue #13 target ratios and RSS per
@@ -185,7 +185,7 @@ def _start(
 ) -> tuple[Any, float, float]:
     from tests.utils.serve_app import ServeProcess  # noqa: PLC0415
 
-    env = base_env | {"RAKUTEN_BATCH_ENABLED": str(mode != "unbatched").lower()}
+    env = base_env | {"RAKUTEN_BATCH_ENABLED": str(not mode.startswith("unbatched")).lower()}
     log = work / f"{mode.replace(' ', '-')}-{workers}.out"
     server = ServeProcess(env, workers=workers, log_path=log, args=["--no-migrate"])
     try:
@@ -275,8 +275,9 @@ def main(
     colds: list[tuple[str, int, float, float, list[tuple[float, float]]]] = []
     # mode -> (worker processes, environment); the multi-worker server is measured like the others
     plan = dict.fromkeys(MODES, (1, env))
-    if workers > 1:
+    if workers > 1:  # both modes, so that batching is also compared worker for worker
         plan[f"batched x{workers}"] = (workers, env)
+        plan[f"unbatched x{workers}"] = (workers, env)
     if baseline_src:
         plan["baseline"] = (1, env | {"PYTHONPATH": str(baseline_src)})
     runtimes = ["auto"]
@@ -366,6 +367,8 @@ def main(
         m, name = results[(f"batched x{workers}", key)], f"batched x{workers} workers"
         print(f"  {name} / in-process limit: {m['rps'] / lim['rps']:.2f} (target >= 0.80)")
         print(f"  {name} / unbatched server: {m['rps'] / u['rps']:.2f}x (target >= 3x)")
+        mu = results[(f"unbatched x{workers}", key)]
+        print(f"  {name} / unbatched x{workers}: {m['rps'] / mu['rps']:.2f}x (worker for worker)")
         print(f"  {name} p99 / p50:          {m['p99'] / m['p50']:.2f} (target <= 2.5)")
     if "keras" in locals_:
         k, kl = results[("batched keras", key)], results[("local keras", key)]
