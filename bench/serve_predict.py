@@ -20,7 +20,6 @@ and resident memory per worker. Prints figures; asserts nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -114,12 +113,15 @@ def _model(model: Path | None, work: Path) -> Path:
 
 def _bundle_shape(bundle: Path) -> str:
     """Size on disk and the wide part's width: what decides the cost of a model call."""
+    from rakuten_core.bundle import SERVING_DIR, TEXT_SPEC_FILE  # noqa: PLC0415
+    from rakuten_core.text_vectors import TextSpec  # noqa: PLC0415
+
     size = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file()) / 2**20
-    vocab = bundle / "serving" / "text.json"
-    if not vocab.is_file():
+    spec_file = bundle / SERVING_DIR / TEXT_SPEC_FILE
+    if not spec_file.is_file():
         return f"{size:.0f} MiB"
-    layers = json.loads(vocab.read_text(encoding="utf-8"))
-    words, chars = (len(layers[name]["tokens"]) for name in ("words", "chars"))
+    spec = TextSpec.model_validate_json(spec_file.read_text(encoding="utf-8"))
+    words, chars = (len(v.tokens) if v else 0 for v in (spec.words, spec.chars))
     return f"{size:.0f} MiB; wide part: {words} word + {chars} char n-grams"
 
 
