@@ -161,8 +161,8 @@ def _hang_image(data: Path, rows: list[ProductRow], start: int) -> tuple[Path, b
     reading it blocks forever, as a read from a stalled network mount does."""
     for row in rows[start:]:
         path = data / "images" / image_filename(row.imageid, row.productid)
-        if path.is_file() and path.read_bytes()[:2] == b"\xff\xd8":
-            jpeg = path.read_bytes()
+        jpeg = path.read_bytes() if path.is_file() else b""
+        if jpeg[:2] == b"\xff\xd8":
             path.unlink()
             os.mkfifo(path)
             return path, jpeg, row
