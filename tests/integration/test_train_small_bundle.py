@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,11 +14,13 @@ from rakuten_core.bundle import (
     METADATA_FILE,
     MODEL_FILE,
     SERVING_DIR,
+    WIDE_FILE,
     load_bundle,
     read_metadata,
 )
 from rakuten_core.categories import CATEGORIES
 from rakuten_core.drift import FEATURES, parse_reference
+from rakuten_core.errors import BundleError
 from rakuten_core.inputs import model_inputs
 
 pytestmark = pytest.mark.slow
@@ -32,6 +36,7 @@ def test_small_bundle_is_complete_and_describes_itself(small_bundle_dir: Path) -
         "check.json",
         "model.onnx",
         "text.json",
+        "wide.npz",  # the wide part, computed sparse outside the ONNX graph
     ]
     meta = read_metadata(small_bundle_dir)
     assert [c.code for c in meta.categories] == [c.code for c in CATEGORIES]
@@ -96,3 +101,49 @@ def test_the_onnx_runtime_answers_as_the_keras_model_on_real_listings(
         np.testing.assert_allclose(
             onnx.predict_proba(inputs), keras.predict_proba(inputs), rtol=0, atol=1e-5
         )
+
+
+def test_the_sparse_wide_part_answers_as_the_one_inside_the_onnx_graph(
+    small_bundle_dir: Path, tmp_path: Path
+) -> None:
+    """Bundles exported before ``wide.npz`` keep the wide part in ``model.onnx`` and must still
+    load; both forms give the same probabilities on real listings."""
+    from rakuten_core.bundle_export import export_serving
+    from tests.utils.serve_bundle import training_rows
+
+    dense_dir = tmp_path / "dense"
+    dense_dir.mkdir()
+    for name in (METADATA_FILE, MODEL_FILE):
+        shutil.copy(small_bundle_dir / name, dense_dir / name)
+    size = read_metadata(small_bundle_dir).image_size
+    export_serving(dense_dir / MODEL_FILE, dense_dir, size, sparse_wide=False)
+    assert not (dense_dir / SERVING_DIR / WIDE_FILE).exists()
+    sparse, dense = load_bundle(small_bundle_dir), load_bundle(dense_dir)
+    assert sparse.runtime is not None and dense.runtime is not None
+    assert {"wide_features", "tokens"} <= set(sparse.runtime.input_names)
+    assert not {"word_counts", "char_counts"} & set(sparse.runtime.input_names)
+    assert {"word_counts", "char_counts"} <= set(dense.runtime.input_names)
+    texts = [t for t, _ in training_rows(200)] + ["", "zzzz qqqq", "piscine " * 300]
+    inputs = model_inputs(texts, [None] * len(texts), image_size=size)
+    sparse_probs, dense_probs = sparse.predict_proba(inputs), dense.predict_proba(inputs)
+    np.testing.assert_allclose(sparse_probs, dense_probs, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(sparse_probs.argmax(axis=1), dense_probs.argmax(axis=1))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f: f.unlink(), "No such file"),
+        (lambda f: f.write_bytes(b"not an archive"), "could not be read"),
+        (lambda f: f.write_bytes(f.read_bytes()[:4096]), "could not be read"),  # cut short
+        (lambda f: np.savez(f, kernel=np.zeros((3, 2), np.float32)), "idf_words"),
+    ],
+)
+def test_a_damaged_wide_part_is_a_bundle_error(
+    small_bundle_dir: Path, tmp_path: Path, damage: Any, message: str
+) -> None:
+    copy = shutil.copytree(small_bundle_dir, tmp_path / "bundle")
+    damage(copy / SERVING_DIR / WIDE_FILE)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(copy)
+    assert load_bundle(copy, "keras").runtime_name == "keras"  # the Keras model is still there

@@ -7,6 +7,9 @@ Layout::
     <bundle>/bundle.json          :class:`BundleMetadata`
     <bundle>/serving/model.onnx   the same model after its text layers, for ONNX Runtime
     <bundle>/serving/text.json    the text layers' vocabularies (:mod:`rakuten_core.text_vectors`)
+    <bundle>/serving/wide.npz     the wide part's IDF and Dense weights, when the export computes
+                                  it outside ONNX (``TextSpec.wide``; bundles exported before it
+                                  keep the wide part inside ``model.onnx``)
 
 :func:`save_bundle` and :func:`load_bundle` are the only way in and out. Serving never rebuilds a
 label map or tokenizer: the categories and text settings travel in ``bundle.json`` and the
@@ -26,6 +29,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +48,7 @@ METADATA_FILE = "bundle.json"
 SERVING_DIR = "serving"  # rakuten_core.bundle_export writes it
 ONNX_FILE = "model.onnx"
 TEXT_SPEC_FILE = "text.json"
+WIDE_FILE = "wide.npz"
 Runtime = Literal["auto", "onnx", "keras"]
 RUNTIMES: tuple[str, ...] = ("auto", "onnx", "keras")
 # ONNX Runtime's intra-op threads: the variable that sizes TensorFlow's pool sizes it too, so
@@ -86,7 +91,7 @@ class OnnxRuntime:
     def load(cls, serving_dir: Path) -> OnnxRuntime:
         import onnxruntime  # noqa: PLC0415  (imported only when a model is loaded)
 
-        from rakuten_core.text_vectors import TextSpec, TextVectors  # noqa: PLC0415
+        from rakuten_core.text_vectors import TextSpec, TextVectors, WideLayer  # noqa: PLC0415
 
         model_file = serving_dir / ONNX_FILE
         spec_file = serving_dir / TEXT_SPEC_FILE
@@ -94,6 +99,13 @@ class OnnxRuntime:
             spec = TextSpec.model_validate_json(spec_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise BundleError(f"{spec_file} could not be read: {exc}") from exc
+        wide = None
+        if spec.wide is not None:
+            wide_file = serving_dir / WIDE_FILE
+            try:
+                wide = WideLayer.load(wide_file, spec.wide)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                raise BundleError(f"{wide_file} could not be read: {exc}") from exc
         options = onnxruntime.SessionOptions()
         options.inter_op_num_threads = 1  # one model call at a time (the batcher serialises)
         options.intra_op_num_threads = int(os.environ.get(INTRA_OP_THREADS_ENV) or 0)
@@ -106,7 +118,7 @@ class OnnxRuntime:
             )
         except Exception as exc:  # ORT raises its own types for a missing or corrupt file
             raise BundleError(f"{model_file} could not be loaded: {exc}") from exc
-        return cls(session, TextVectors(spec))
+        return cls(session, TextVectors(spec, wide))
 
     @property
     def num_classes(self) -> int:
@@ -119,7 +131,7 @@ class OnnxRuntime:
             HAS_IMAGE_INPUT: np.asarray(inputs[HAS_IMAGE_INPUT], dtype=np.float32).reshape(-1, 1),
         }
         for name, array in self.vectors(texts).items():
-            # the vectorisers' outputs keep Keras' shape: counts are (N, 1, V)
+            # the tensors keep Keras' shapes: dense counts are (N, 1, V)
             feed[name] = array.reshape(len(texts), *([1] * (self._ranks[name] - 2)), -1)
         (probs,) = self.session.run(None, {name: feed[name] for name in self.input_names})
         return np.asarray(probs, dtype=np.float32)

@@ -7,8 +7,12 @@ run. :func:`export_serving` splits the model where the strings become numbers:
 - ``serving/text.json``: the vocabularies and settings of the string layers
   (:class:`rakuten_core.text_vectors.TextSpec`), which
   :class:`rakuten_core.text_vectors.TextVectors` applies in Python and NumPy;
-- ``serving/model.onnx``: the rest of the model (embedding, LSTM, TF-IDF weighting, CNN,
-  fusion), from the vectorisers' outputs and the image inputs to the probabilities, converted
+- ``serving/wide.npz``: when the n-gram counts feed sublinear TF-IDF layers and one Dense
+  layer (the model's wide part), that layer's weights and the IDF weights: the wide part is
+  computed sparse, on the n-grams a listing has (:class:`rakuten_core.text_vectors.WideLayer`),
+  instead of as ``(N, 120,000)`` dense tensors in ONNX Runtime;
+- ``serving/model.onnx``: the rest of the model (embedding, LSTM, CNN, fusion), from the
+  vectorisers' or the wide part's outputs and the image inputs to the probabilities, converted
   with tf2onnx and run by ONNX Runtime.
 
 The split is found from the graph (the ``TextVectorization`` layers and the tensors the image
@@ -21,14 +25,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from rakuten_core.bundle import ONNX_FILE, SERVING_DIR, TEXT_SPEC_FILE, OnnxRuntime
+from rakuten_core.bundle import ONNX_FILE, SERVING_DIR, TEXT_SPEC_FILE, WIDE_FILE, OnnxRuntime
 from rakuten_core.errors import BundleError
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT, model_inputs
-from rakuten_core.text_vectors import CharNgramSpec, TextSpec, Vocabulary
+from rakuten_core.text_vectors import (
+    INPUT_NAMES,
+    WIDE_FEATURES,
+    CharNgramSpec,
+    TextSpec,
+    Vocabulary,
+    WideRole,
+    WideSpec,
+)
 
 ONNX_OPSET = 17
 # the export is refused when the two runtimes differ by more than this on any probability
@@ -115,7 +127,12 @@ def text_spec(model: Any) -> tuple[TextSpec, dict[str, Any]]:
         outputs[role] = layer.output
     if "chars" in vocabularies and char_spec is None:
         raise BundleError("a character vectoriser without CharNgrams: not exported")
-    spec = TextSpec(char_ngrams=char_spec if "chars" in vocabularies else None, **vocabularies)
+    spec = TextSpec(
+        sequences=vocabularies.get("sequences"),
+        words=vocabularies.get("words"),
+        chars=vocabularies.get("chars"),
+        char_ngrams=char_spec if "chars" in vocabularies else None,
+    )
     return spec, outputs
 
 
@@ -127,7 +144,57 @@ def _idf(layer: Any) -> list[float]:
     return [float(w) for w in weights]
 
 
-_INPUT_NAMES = {"sequences": "tokens", "words": "word_counts", "chars": "char_counts"}
+def _wide_part(model: Any, spec: TextSpec, outputs: dict[str, Any]) -> _Wide | None:
+    """The wide part, when every n-gram count vectoriser feeds ``Reshape`` then
+    ``SublinearTfIdf``, and those (through one ``Concatenate`` and any ``Dropout``, an identity
+    at inference) feed one relu or linear ``Dense``: what :class:`WideLayer` computes; else
+    ``None`` (the export then keeps the wide part in the ONNX graph)."""
+    import keras  # noqa: PLC0415
+
+    from rakuten_core.layers import SublinearTfIdf  # noqa: PLC0415
+
+    def source(tensor: Any) -> Any:
+        return tensor._keras_history.operation
+
+    roles: tuple[WideRole, ...] = ("words", "chars")
+    counted = {source(outputs[role]): role for role in roles if role in outputs}
+    if not counted or any(getattr(spec, role).mode != "count" for role in counted.values()):
+        return None
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.Dense) or not layer.use_bias:
+            continue
+        activation = layer.get_config()["activation"]
+        if activation not in ("relu", "linear"):
+            continue
+        feeder = source(layer.input)
+        while isinstance(feeder, keras.layers.Dropout):
+            feeder = source(feeder.input)
+        if isinstance(feeder, keras.layers.Concatenate):
+            branches = [source(t) for t in feeder.input] if feeder.axis in (-1, 1) else []
+        else:
+            branches = [feeder]
+        idf: dict[WideRole, Any] = {}
+        for branch in branches:
+            reshape = source(branch.input) if isinstance(branch, SublinearTfIdf) else None
+            if (
+                not isinstance(reshape, keras.layers.Reshape)
+                or source(reshape.input) not in counted
+            ):
+                break
+            idf[counted[source(reshape.input)]] = branch.idf.numpy()
+        else:
+            if len(idf) == len(branches) and set(idf) == set(counted.values()):
+                kernel, bias = layer.get_weights()
+                arrays = {f"idf_{role}": w for role, w in idf.items()}
+                arrays |= {"kernel": kernel, "bias": bias}
+                return _Wide(layer, WideSpec(parts=list(idf), activation=activation), arrays)
+    return None
+
+
+class _Wide(NamedTuple):
+    dense: Any  # the Dense layer whose output the ONNX graph takes
+    spec: WideSpec
+    arrays: dict[str, Any]  # serving/wide.npz
 
 
 def _image_tensors(model: Any) -> tuple[Any, Any]:
@@ -286,8 +353,12 @@ def _lstm_onnx(embedding: Any, rnn: Any, sequence_length: int, template: Any) ->
     )
 
 
-def export_serving(model_file: Path, target: Path, image_size: int) -> None:
-    """Write ``target/serving/{model.onnx,text.json}`` for the saved ``model_file``, checked.
+def export_serving(
+    model_file: Path, target: Path, image_size: int, *, sparse_wide: bool = True
+) -> None:
+    """Write ``target/serving/{model.onnx,text.json}`` (and ``wide.npz``) for the saved
+    ``model_file``, checked. ``sparse_wide=False`` keeps the wide part inside the ONNX graph, as
+    exports before ``wide.npz`` did.
 
     The model is loaded again from the file (as serving would): the split builds a new model
     over the same layers, which must not touch the caller's model (Keras would then fail to
@@ -304,7 +375,12 @@ def export_serving(model_file: Path, target: Path, image_size: int) -> None:
     model = import_keras().saving.load_model(model_file, compile=False, safe_mode=True)
     spec, outputs = text_spec(model)
     image, has_image = _image_tensors(model)
-    cuts = {_INPUT_NAMES[role]: tensor for role, tensor in outputs.items()}
+    cuts = {INPUT_NAMES[role]: tensor for role, tensor in outputs.items()}
+    wide = _wide_part(model, spec, outputs) if sparse_wide else None
+    if wide is not None:  # the ONNX graph starts after the wide part's Dense layer
+        cuts = {name: t for name, t in cuts.items() if name == INPUT_NAMES["sequences"]}
+        cuts[WIDE_FEATURES] = wide.dense.output
+        spec = spec.model_copy(update={"wide": wide.spec})
     recurrent = _recurrent_part(model, outputs["sequences"]) if "sequences" in outputs else None
     if recurrent is not None:  # the LSTM runs as ONNX's LSTM operator, before the rest
         del cuts["tokens"]
@@ -328,6 +404,9 @@ def export_serving(model_file: Path, target: Path, image_size: int) -> None:
     out_dir = target / SERVING_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx.save_model(graph, str(out_dir / ONNX_FILE))
+    if wide is not None:
+        arrays: dict[str, Any] = {k: np.asarray(a, np.float32) for k, a in wide.arrays.items()}
+        np.savez(out_dir / WIDE_FILE, **arrays)
     (out_dir / TEXT_SPEC_FILE).write_text(spec.model_dump_json() + "\n", encoding="utf-8")
     _check_export(model, out_dir, image_size)
 

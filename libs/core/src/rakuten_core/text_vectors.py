@@ -21,6 +21,12 @@ What TensorFlow does, and how it is reproduced here:
   pads at the end; ``tf_idf`` multiplies the counts by the layer's IDF weights.
 - Character n-grams are counted for a whole batch with NumPy (:class:`_CharGramIndex`): a
   1,000-character text has about 4,000 of them, too many for one Python lookup each.
+
+The wide part (:class:`WideLayer`): a listing has about 1,200 distinct n-grams out of the
+120,000 of a real model's vocabularies, so the counts are kept sparse (SciPy CSR) and, when the
+bundle's export took the wide part out of the ONNX graph (``TextSpec.wide``), its sublinear
+TF-IDF and Dense layer are computed here on the n-grams present only: as dense ``(N, V)``
+tensors in ONNX Runtime they were three quarters of a model call.
 """
 
 from __future__ import annotations
@@ -28,13 +34,15 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, repeat
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
+from scipy import sparse
 
 # Stands in for a space inside a character n-gram, so n-grams stay whitespace-free tokens
 # (rakuten_core.layers.CharNgrams writes it too).
@@ -66,6 +74,20 @@ class CharNgramSpec(BaseModel):
     word_bounded: bool = False
 
 
+WideRole = Literal["words", "chars"]
+
+
+class WideSpec(BaseModel):
+    """The wide part computed outside ONNX: each role's counts -> sublinear TF-IDF (one L2 norm
+    per role), concatenated in ``parts`` order, -> one Dense layer. Its weights are the bundle's
+    ``serving/wide.npz`` (:meth:`WideLayer.load`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parts: list[WideRole] = Field(min_length=1, description="Roles, in the kernel's row order.")
+    activation: Literal["relu", "linear"]
+
+
 class TextSpec(BaseModel):
     """Everything :class:`TextVectors` needs; the bundle's ``serving/text.json``."""
 
@@ -75,6 +97,75 @@ class TextSpec(BaseModel):
     words: Vocabulary | None = Field(default=None, description="Word n-gram counts.")
     chars: Vocabulary | None = Field(default=None, description="Character n-gram counts.")
     char_ngrams: CharNgramSpec | None = None
+    wide: WideSpec | None = Field(
+        default=None, description="Set when the ONNX graph takes the wide part's output."
+    )
+
+
+WIDE_FEATURES = "wide_features"  # the ONNX input the wide part's output feeds
+INPUT_NAMES = {"sequences": "tokens", "words": "word_counts", "chars": "char_counts"}
+_L2_EPSILON = 1e-12  # tf.math.l2_normalize's
+
+
+class WideLayer:
+    """Sparse counts -> the wide Dense layer's output, as the Keras model computes it.
+
+    ``SublinearTfIdf`` (:mod:`rakuten_core.layers`): ``(1 + ln count) * idf`` for each n-gram
+    present, each role's row scaled to unit L2 norm; then ``activation(x @ kernel + bias)``. A
+    CSR product reads only the kernel rows of the n-grams present: about 1 % of a real model's.
+    """
+
+    def __init__(
+        self,
+        spec: WideSpec,
+        idf: Mapping[str, NDArray[np.float32]],
+        kernel: NDArray[np.float32],
+        bias: NDArray[np.float32],
+    ) -> None:
+        sizes = [idf[role].shape[0] if role in idf else 0 for role in spec.parts]
+        if 0 in sizes or kernel.ndim != 2 or kernel.shape[0] != sum(sizes):
+            raise ValueError(f"kernel {kernel.shape} does not match the IDF sizes {sizes}")
+        if bias.shape != (kernel.shape[1],):
+            raise ValueError(f"bias {bias.shape} does not match kernel {kernel.shape}")
+        self.spec = spec
+        self.units = int(kernel.shape[1])
+        offsets = np.cumsum([0, *sizes])
+        self._parts = [
+            (role, idf[role], kernel[start:stop])  # row views: no copy
+            for role, start, stop in zip(spec.parts, offsets[:-1], offsets[1:], strict=True)
+        ]
+        self._bias = bias
+
+    @classmethod
+    def load(cls, path: Path, spec: WideSpec) -> WideLayer:
+        arrays = np.load(path, allow_pickle=False)
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with arrays:
+            idf: dict[str, NDArray[np.float32]] = {
+                role: arrays[f"idf_{role}"].astype(np.float32) for role in spec.parts
+            }
+            kernel = np.ascontiguousarray(arrays["kernel"], dtype=np.float32)
+            bias = arrays["bias"].astype(np.float32)
+        return cls(spec, idf, kernel, bias)
+
+    def __call__(self, counts: dict[str, sparse.csr_matrix]) -> NDArray[np.float32]:
+        rows = next(iter(counts.values())).shape[0]
+        out = np.zeros((rows, self.units), dtype=np.float32)
+        for role, idf, kernel in self._parts:
+            matrix = counts[role]
+            weights = (1.0 + np.log(matrix.data, dtype=np.float32)) * idf[matrix.indices]
+            row_of = np.repeat(np.arange(rows), np.diff(matrix.indptr))
+            norms = np.bincount(row_of, weights=weights * weights, minlength=rows)
+            scale = (1.0 / np.sqrt(np.maximum(norms, _L2_EPSILON))).astype(np.float32)
+            tfidf = sparse.csr_matrix(
+                (weights * scale[row_of], matrix.indices, matrix.indptr), shape=matrix.shape
+            )
+            out += tfidf @ kernel
+        out += self._bias
+        if self.spec.activation == "relu":
+            np.maximum(out, 0.0, out=out)
+        return out
 
 
 class _Normalizer:
@@ -145,12 +236,12 @@ class _CharGramIndex:
             ids[rare] = np.where(self.codes[pos] == codes[rare], pos + 1, 0)
         return ids
 
-    def counts(self, pieces: list[list[str]]) -> NDArray[np.int64]:
+    def counts(self, pieces: list[list[str]]) -> sparse.csr_matrix:
         """Counts ``(N, V)`` of the n-grams inside each piece of each row's ``pieces``."""
         rows = len(pieces)
         flat = [p for row in pieces for p in row]
         if not flat:
-            return np.zeros((rows, self.size), dtype=np.int64)
+            return _csr(np.zeros(0, dtype=np.int64), rows, self.size)
         codes = np.frombuffer(
             (_PIECE_SEPARATOR.join(flat) + _PIECE_SEPARATOR).encode("utf-32-le"), dtype=np.uint32
         )
@@ -178,14 +269,25 @@ class _CharGramIndex:
                 hit = np.zeros(int(inside.sum()), dtype=np.int64)
             found.append(row[:starts][inside] * self.size + hit)
         cells = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
-        return np.bincount(cells, minlength=rows * self.size).reshape(rows, self.size)
+        return _csr(cells, rows, self.size)
+
+
+def _csr(cells: NDArray[np.int64], rows: int, size: int) -> sparse.csr_matrix:
+    """How often each ``row * size + index`` occurs in ``cells``, as a ``(rows, size)`` matrix."""
+    keys, counts = np.unique(cells, return_counts=True)  # sorted: by row, then by index
+    row, index = np.divmod(keys, size)
+    indptr = np.searchsorted(row, np.arange(rows + 1))
+    return sparse.csr_matrix((counts.astype(np.float32), index, indptr), shape=(rows, size))
 
 
 class TextVectors:
     """The numeric text inputs of ``serving.onnx`` for a batch of cleaned product texts."""
 
-    def __init__(self, spec: TextSpec) -> None:
+    def __init__(self, spec: TextSpec, wide: WideLayer | None = None) -> None:
+        if (wide is None) != (spec.wide is None) or (wide is not None and wide.spec != spec.wide):
+            raise ValueError("a WideLayer is needed exactly when the spec has a wide part")
         self.spec = spec
+        self.wide = wide
         self._normalize = _Normalizer()
         vocabularies = {"sequences": spec.sequences, "words": spec.words, "chars": spec.chars}
         self._lookups = {
@@ -230,7 +332,8 @@ class TextVectors:
         )
 
     def __call__(self, texts: Sequence[str]) -> dict[str, NDArray[Any]]:
-        """``tokens``, ``word_counts``, ``char_counts`` (those the model has) for cleaned texts."""
+        """The ONNX inputs for cleaned texts: ``tokens``, then ``wide_features`` when the spec
+        has a wide part, else the dense ``word_counts`` and ``char_counts`` (those it has)."""
         spec = self.spec
         normalized = [self._normalize(t) for t in texts]
         split: dict[bool, list[list[str]]] = {}  # the words of the normalised or raw texts, once
@@ -243,17 +346,24 @@ class TextVectors:
         out: dict[str, NDArray[Any]] = {}
         if spec.sequences is not None:
             out["tokens"] = self._sequences(words(spec.sequences.normalized), spec.sequences)
+        counts: dict[str, sparse.csr_matrix] = {}
         if spec.words is not None:
             n = spec.words.ngrams
             grams = [_word_ngrams(w, n) for w in words(spec.words.normalized)]
-            out["word_counts"] = _weigh(self._counts("words", grams), spec.words)
+            counts["words"] = self._counts("words", grams)
         if spec.chars is not None:
             if self._char_index is not None:
-                pieces = [self.char_pieces(t) for t in normalized]
-                counts = self._char_index.counts(pieces).astype(np.float32)
+                counts["chars"] = self._char_index.counts([self.char_pieces(t) for t in normalized])
             else:
-                counts = self._counts("chars", [self.char_ngrams(t) for t in normalized])
-            out["char_counts"] = _weigh(counts, spec.chars)
+                counts["chars"] = self._counts("chars", [self.char_ngrams(t) for t in normalized])
+        if self.wide is not None:
+            out[WIDE_FEATURES] = self.wide(counts)
+            counts = {role: m for role, m in counts.items() if role not in self.wide.spec.parts}
+        vocabularies = {"words": spec.words, "chars": spec.chars}
+        for role, matrix in counts.items():
+            vocab = vocabularies[role]
+            assert vocab is not None  # counted because the spec has it
+            out[INPUT_NAMES[role]] = _weigh(matrix.toarray(), vocab)
         return out
 
     def _sequences(self, words: list[list[str]], vocab: Vocabulary) -> NDArray[np.int64]:
@@ -265,7 +375,7 @@ class TextVectors:
             ids[row, : len(tokens)] = list(map(get, tokens, repeat(1)))  # 1: out of vocabulary
         return ids
 
-    def _counts(self, name: str, token_lists: Sequence[Iterable[str]]) -> NDArray[np.float32]:
+    def _counts(self, name: str, token_lists: Sequence[Iterable[str]]) -> sparse.csr_matrix:
         """Term counts ``(N, V)``; index 0 counts the out-of-vocabulary tokens."""
         get = self._lookups[name].get
         size = len(self._lookups[name])
@@ -273,8 +383,7 @@ class TextVectors:
         for row, tokens in enumerate(token_lists):
             offset = row * size
             flat.extend(map(offset.__add__, map(get, tokens, repeat(0))))
-        counts = np.bincount(np.asarray(flat, dtype=np.int64), minlength=len(token_lists) * size)
-        return counts.reshape(len(token_lists), size).astype(np.float32)
+        return _csr(np.asarray(flat, dtype=np.int64), len(token_lists), size)
 
 
 def _weigh(counts: NDArray[np.float32], vocab: Vocabulary) -> NDArray[np.float32]:
