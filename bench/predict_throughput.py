@@ -15,14 +15,17 @@ JPEGs of ``../shared/data/rakuten`` through a symlink named as in the challenge 
    minutes); both are printed.
 3. **end to end**: the real ``rakuten-predict predict`` CLI in a child process; rows/s from its
    summary (process start and model load excluded), its CPU per row (the decode processes
-   included) and peak RSS, and rows/s
+   included) and peak RSS (the CLI process's, not its decode processes'), and rows/s
    divided by the bound. With ``--baseline DIR`` (a source tree, e.g. ``git archive`` of an older
    commit) the CLI of that tree runs too, alternated with the current one, for before/after
-   figures from one command under the same load.
+   figures from one command under the same load. With ``--baseline-model DIR`` the current CLI
+   also runs on that bundle (e.g. the same model exported another way), alternated likewise,
+   with its own parts and bound, and the two predictions CSVs are compared row by row.
 
 Every figure is printed with the 1-minute load average. Asserts nothing.
 
     uv run --frozen python bench/predict_throughput.py --model models/current [--baseline DIR]
+        [--baseline-model DIR]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -140,7 +144,9 @@ def end_to_end(
         stderr=subprocess.PIPE,
         env=env,
     )  # fmt: skip
-    _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage (peak RSS in KiB)
+    peak = PeakRss(child.pid)
+    _, status, _ = os.wait4(child.pid, 0)
+    peak.stop()
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         err = child.stderr.read().decode() if child.stderr else ""
@@ -151,14 +157,55 @@ def end_to_end(
         # CPU of the prediction loop (all threads), as the CLI measures it: no start-up, no load
         "cpu_ms_per_row": summary["throughput"]["cpu_seconds"] * 1000 / summary["rows"],
         "wall_s": wall,
-        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "peak_rss_mib": peak.mib,
         "workers": summary["throughput"]["workers"],
     }
+
+
+class PeakRss:
+    """The peak resident memory (``VmHWM``) of a running process, read every 0.1 s.
+
+    Not ``wait4``'s ``ru_maxrss``: Linux carries the memory peak of the process that forked
+    the child across ``execve``, so the CLI would report this bench's own peak (it has loaded
+    the bundles to time the parts) whenever that is larger.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.mib = 0.0
+        self._status = Path(f"/proc/{pid}/status")
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._done.wait(0.1):
+            try:
+                text = self._status.read_text()
+            except OSError:  # exited; a zombie has no VmHWM line either
+                return
+            for line in text.splitlines():
+                if line.startswith("VmHWM:"):
+                    self.mib = max(self.mib, int(line.split()[1]) / 1024)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def same_predictions(a: Path, b: Path) -> bool:
     """Both CSVs hold the same rows in the same order, probabilities included (bytes equal)."""
     return a.read_bytes() == b.read_bytes()
+
+
+def compare_predictions(a: Path, b: Path) -> str:
+    """Rows with the same predicted code, and the largest gap of the best class' probability."""
+    with a.open(newline="", encoding="utf-8") as fa, b.open(newline="", encoding="utf-8") as fb:
+        pairs = list(zip(csv.DictReader(fa), csv.DictReader(fb), strict=True))
+    same = sum(x["prdtypecode"] == y["prdtypecode"] for x, y in pairs)
+    gap = max((abs(float(x["probability"]) - float(y["probability"])) for x, y in pairs), default=0)
+    return (
+        f"same predicted code on {same} of {len(pairs)} rows, best-class probability gap {gap:.1e}"
+    )
 
 
 @app.command()
@@ -169,6 +216,9 @@ def main(
     workers: Annotated[list[int] | None, typer.Option(help="Decode workers (0 = CLI's)")] = None,
     parts_rows: Annotated[int, typer.Option(min=64, help="Rows timed for each part")] = 2048,
     baseline: Annotated[Path | None, typer.Option(help="Source tree run as 'before' too")] = None,
+    baseline_model: Annotated[
+        Path | None, typer.Option(help="Bundle run as 'before' too, by the current sources")
+    ] = None,
     rounds: Annotated[int, typer.Option(min=1, help="End-to-end runs per variant")] = 1,
     keep: Annotated[bool, typer.Option(help="Keep the work folder")] = False,
     runtime: Annotated[
@@ -196,64 +246,80 @@ def main(
 
     csv_path, images = build_dataset(work, rows)
 
-    def parts_now() -> dict[str, float]:
+    models = {"current": model_dir} | ({"baseline model": baseline_model} if baseline_model else {})
+
+    def parts_now(bundle: Path) -> dict[str, float]:
         return measure_parts(
-            model_dir, csv_path, images, batch=batch_size, rows=min(parts_rows, rows),
+            bundle, csv_path, images, batch=batch_size, rows=min(parts_rows, rows),
             runtime=runtime,
         )  # fmt: skip
 
-    before = parts_now()
-    typer.echo(f"\nparts before the runs (load average {load_avg()}):")
-    typer.echo(f"  decode CPU {before['decode_ms']:.2f} ms/row (one thread)")
-    typer.echo(
-        f"  model CPU {before['model_ms']:.2f} ms/row "
-        f"(alone: {before['model_rows_per_s']:.0f} rows/s wall)"
-    )
+    before = {name: parts_now(bundle) for name, bundle in models.items()}
+    for name, parts in before.items():
+        typer.echo(f"\nparts before the runs, {name} bundle (load average {load_avg()}):")
+        typer.echo(f"  decode CPU {parts['decode_ms']:.2f} ms/row (one thread)")
+        typer.echo(
+            f"  model CPU {parts['model_ms']:.2f} ms/row "
+            f"(alone: {parts['model_rows_per_s']:.0f} rows/s wall)"
+        )
 
-    variants = [("current", ROOT)] + ([("baseline", baseline.resolve())] if baseline else [])
-    results: list[tuple[str, dict[str, float], str]] = []
+    # (name, source tree, bundle, whose parts bound it)
+    variants = [("current", ROOT, model_dir, "current")]
+    if baseline:
+        variants.append(("baseline", baseline.resolve(), model_dir, "current"))
+    if baseline_model:
+        variants.append(("baseline model", ROOT, baseline_model, "baseline model"))
+    results: list[tuple[str, dict[str, float], str, str]] = []
     outputs: dict[str, Path] = {}
     for n in range(rounds):
         for w in workers or [0]:
-            for name, source in variants:
-                out = work / f"out-{name}-w{w}-{n}" / "pred.csv"
+            for name, source, bundle, parts_of in variants:
+                out = work / f"out-{name.replace(' ', '-')}-w{w}-{n}" / "pred.csv"
                 r = end_to_end(
-                    model_dir, csv_path, images, out, batch=batch_size, workers=w, source=source
+                    bundle, csv_path, images, out, batch=batch_size, workers=w, source=source
                 )
                 outputs.setdefault(name, out)
                 label = f"{name}, {r['workers']} workers, run {n + 1}"
-                results.append((label, r, load_avg()))
+                results.append((label, r, load_avg(), parts_of))
     # The parts again after the runs: this machine's speed drifts over minutes, so the bound is
     # taken from both measurements around the runs, and both are printed.
-    after = parts_now()
-    parts = {k: (before[k] + after[k]) / 2 for k in ("decode_ms", "model_ms")}
-    per_row = parts["decode_ms"] + parts["model_ms"]
-    bound = cores * 1000 / per_row
-    typer.echo(f"\nparts after the runs (load average {load_avg()}):")
-    typer.echo(
-        f"  decode CPU {after['decode_ms']:.2f} ms/row, model CPU {after['model_ms']:.2f} ms/row"
-    )
-    typer.echo(
-        f"bound = cores / (decode + model), parts averaged over before and after = {cores} x "
-        f"1000 / ({parts['decode_ms']:.2f} + {parts['model_ms']:.2f}) = {bound:.0f} rows/s"
-    )
+    per_row: dict[str, float] = {}
+    bound: dict[str, float] = {}
+    for name, bundle in models.items():
+        after = parts_now(bundle)
+        parts = {k: (before[name][k] + after[k]) / 2 for k in ("decode_ms", "model_ms")}
+        per_row[name] = parts["decode_ms"] + parts["model_ms"]
+        bound[name] = cores * 1000 / per_row[name]
+        typer.echo(f"\nparts after the runs, {name} bundle (load average {load_avg()}):")
+        typer.echo(
+            f"  decode CPU {after['decode_ms']:.2f} ms/row, model CPU {after['model_ms']:.2f} "
+            "ms/row"
+        )
+        typer.echo(
+            f"bound = cores / (decode + model), parts averaged over before and after = {cores} x "
+            f"1000 / ({parts['decode_ms']:.2f} + {parts['model_ms']:.2f}) = "
+            f"{bound[name]:.0f} rows/s"
+        )
     typer.echo(
         "\n| run | rows/s | / bound | CPU ms/row | parts / CPU | cores used | wall s "
         "| peak RSS MiB | load avg |"
     )
     typer.echo("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for label, r, load in results:
+    for label, r, load, parts_of in results:
         # rows/s / bound = (parts / CPU: work done per CPU spent) x (cores used / cores)
-        efficiency = per_row / r["cpu_ms_per_row"]
+        efficiency = per_row[parts_of] / r["cpu_ms_per_row"]
         used = r["rows_per_s"] * r["cpu_ms_per_row"] / 1000
         typer.echo(
-            f"| {label} | {r['rows_per_s']:.0f} | {r['rows_per_s'] / bound:.2f} "
+            f"| {label} | {r['rows_per_s']:.0f} | {r['rows_per_s'] / bound[parts_of]:.2f} "
             f"| {r['cpu_ms_per_row']:.2f} | {efficiency:.2f} | {used:.2f} | {r['wall_s']:.1f} "
             f"| {r['peak_rss_mib']:.0f} | {load} |"
         )
     if baseline:
         same = same_predictions(outputs["current"], outputs["baseline"])
         typer.echo(f"\npredictions CSV identical to the baseline's: {same}")
+    if baseline_model:
+        compared = compare_predictions(outputs["current"], outputs["baseline model"])
+        typer.echo(f"\nagainst the baseline model's predictions: {compared}")
     typer.echo(
         "\nrows/s and CPU ms/row exclude process start-up and model load (the CLI's own figures);"
         f"\nbound: {cores} cores / (decode + model CPU per row), every core busy with that work;"
