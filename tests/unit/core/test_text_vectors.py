@@ -92,6 +92,67 @@ def test_text_vectors_equal_the_keras_layers_on_real_listings(analyzer: str) -> 
             assert bad.size == 0, f"{name} differs for {[chunk[i][:80] for i in bad[:3]]}"
 
 
+def test_the_sparse_wide_part_equals_the_keras_layers_on_real_listings() -> None:
+    """``WideLayer`` (sparse counts -> sublinear TF-IDF -> Dense relu) against the production
+    model's own layers, from the text to the wide Dense layer's output: real listings, the
+    hostile texts, an empty text (no n-gram: a zero row) and a batch of one."""
+    import keras
+    import tensorflow as tf
+
+    from rakuten_core.bundle_export import _wide_part, text_spec
+    from rakuten_core.text_vectors import WIDE_FEATURES, WideLayer
+
+    texts = _texts()
+    model = _model("char", texts)
+    spec, outputs = text_spec(model)
+    dense = model.get_layer("wide_dense")
+    rng = np.random.default_rng(5)
+    dense.bias.assign(rng.normal(0, 0.05, dense.bias.shape).astype("float32"))  # not all zero
+    wide = _wide_part(model, spec, outputs)
+    assert wide is not None and wide.dense is dense
+    assert wide.spec.parts == ["words", "chars"] and wide.spec.activation == "relu"
+    layer = WideLayer(
+        wide.spec,
+        {role: wide.arrays[f"idf_{role}"] for role in wide.spec.parts},
+        wide.arrays["kernel"],
+        wide.arrays["bias"],
+    )
+    vectors = TextVectors(spec.model_copy(update={"wide": wide.spec}), layer)
+    keras_wide = keras.Model(model.inputs, dense.output)
+    for chunk in [texts[i : i + 256] for i in range(0, len(texts), 256)] + [[""], [texts[0]]]:
+        n = len(chunk)
+        expected = keras_wide(
+            {
+                "text": tf.constant(np.asarray(chunk, dtype=object).reshape(-1, 1)),
+                "image": tf.zeros((n, 32, 32, 3), tf.uint8),
+                "has_image": tf.zeros((n, 1)),
+            }
+        )
+        got = vectors(chunk)
+        assert set(got) == {"tokens", WIDE_FEATURES}  # no dense counts are built
+        np.testing.assert_allclose(got[WIDE_FEATURES], np.asarray(expected), rtol=0, atol=1e-5)
+
+
+def test_a_wide_part_needs_its_weights_and_matching_shapes() -> None:
+    from rakuten_core.text_vectors import Vocabulary, WideLayer, WideSpec
+
+    wide = WideSpec(parts=["words"], activation="relu")
+    words = Vocabulary(tokens=["[UNK]", "piscine", "livre"], mode="count")
+    with pytest.raises(ValueError, match="exactly when"):
+        TextVectors(TextSpec(words=words, wide=wide))  # no WideLayer for the spec's wide part
+    idf = {"words": np.ones(3, np.float32)}
+    with pytest.raises(ValueError, match="does not match the IDF sizes"):
+        WideLayer(wide, idf, np.zeros((4, 2), np.float32), np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="bias"):
+        WideLayer(wide, idf, np.zeros((3, 2), np.float32), np.zeros(3, np.float32))
+    layer = WideLayer(wide, idf, np.eye(3, 2, dtype=np.float32), np.zeros(2, np.float32))
+    with pytest.raises(ValueError, match="exactly when"):
+        TextVectors(TextSpec(words=words), layer)  # a layer the spec does not describe
+    out = TextVectors(TextSpec(words=words, wide=wide), layer)(["piscine piscine", "zzz", ""])
+    # piscine: (1 + ln 2) * 1, normalised to 1, through the identity rows; zzz: the OOV bucket
+    np.testing.assert_allclose(out["wide_features"], [[0, 1], [1, 0], [0, 0]], atol=1e-6)
+
+
 def test_normalisation_follows_re2_and_icu() -> None:
     vectors = TextVectors(TextSpec())
     # RE2's \s is ASCII: a no-break or thin space is punctuation, so it becomes a space too
