@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Sequence
@@ -62,6 +63,59 @@ def test_concurrent_requests_share_model_calls() -> None:
     assert sample_value(exposition, "rakuten_batch_size_sum") == 20
     assert sample_value(exposition, "rakuten_batch_size_count") == len(fn.calls)
     assert sample_value(exposition, "rakuten_batch_queue_depth") == 0
+
+
+def test_a_lone_request_runs_at_once_and_one_on_its_way_is_waited_for() -> None:
+    """No request coming: the first one runs without waiting ``max_wait`` (30 s here) for
+    company. One coming (its image being decoded): the collector waits for it, and both share
+    one call. One announced that never comes (its decoding failed): the batch runs at the
+    deadline."""
+
+    async def scenario() -> tuple[int, list[int], list[int], SlowSquare]:
+        fn = SlowSquare(0.0)
+        batcher = MicroBatcher(
+            fn, max_size=8, max_wait_s=30.0, queue_size=100, telemetry=PrometheusTelemetry()
+        )
+        await batcher.start()
+        try:
+            alone = await asyncio.wait_for(batcher.submit(3), 10)  # not the 30 s max_wait
+            with batcher.coming():
+                first = asyncio.create_task(batcher.submit(1))
+                await asyncio.sleep(0.3)  # the collector holds the first request, waiting
+                calls_while_coming = list(fn.calls)
+            pair = await asyncio.wait_for(asyncio.gather(first, batcher.submit(2)), 10)
+        finally:
+            await batcher.stop()
+        return alone, calls_while_coming, list(pair), fn
+
+    alone, calls_while_coming, pair, fn = asyncio.run(scenario())
+    assert alone == 9
+    assert calls_while_coming == [1]  # only the lone request's call so far
+    assert pair == [1, 4]
+    assert fn.calls == [1, 2]  # the first request waited for the one on its way
+
+    async def withdrawn() -> tuple[int, list[int]]:
+        fn = SlowSquare(0.0)
+        batcher = MicroBatcher(
+            fn, max_size=8, max_wait_s=0.2, queue_size=100, telemetry=PrometheusTelemetry()
+        )
+        await batcher.start()
+        try:
+            with contextlib.suppress(ValueError), batcher.coming():
+                first = asyncio.create_task(batcher.submit(5))
+                await asyncio.sleep(0)
+                raise ValueError("the image could not be decoded")  # it never reaches submit
+            return await asyncio.wait_for(first, 10), fn.calls
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(withdrawn()) == (25, [1])
+
+
+def test_the_direct_runner_has_nothing_to_wait_for() -> None:
+    runner = DirectRunner(lambda items: items, queue_size=4, telemetry=PrometheusTelemetry())
+    with runner.coming():
+        pass  # a no-op: one model call per request, no batch to gather
 
 
 def test_event_loop_keeps_running_during_inference() -> None:

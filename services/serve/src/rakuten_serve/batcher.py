@@ -1,8 +1,10 @@
 """Micro-batching: concurrent requests share one model call, off the event loop.
 
 Requests wait in a bounded :class:`asyncio.Queue`; one collector task takes the first waiting
-request, gathers more until ``max_size`` or ``max_wait`` has passed (or takes at once what piled
-up while the model was busy), and runs the batch in a dedicated worker thread. A full queue
+request and what piled up while the model was busy, then waits for more until ``max_size`` or
+``max_wait`` has passed, but only while requests are on their way (:meth:`MicroBatcher.coming`:
+their images are being decoded): a lone request runs at once instead of waiting ``max_wait`` for
+company that is not coming. Each batch runs in a dedicated worker thread. A full queue
 raises :class:`~rakuten_core.errors.OverloadedError` (503 + ``Retry-After``) instead of letting
 latency grow without bound. :class:`DirectRunner` is the same interface without batching (one
 model call per request), kept for the benchmark and for comparison.
@@ -14,8 +16,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from typing import Generic, Protocol, TypeVar
 
 from rakuten_core.errors import OverloadedError
@@ -37,6 +40,10 @@ class Runner(Protocol[InC, OutC]):
     async def stop(self) -> None: ...
 
     async def submit(self, item: InC) -> OutC: ...
+
+    def coming(self) -> AbstractContextManager[None]:
+        """Around the work that precedes :meth:`submit` (decoding): a request on its way."""
+        ...
 
 
 class MicroBatcher(Generic[In, Out]):
@@ -61,6 +68,7 @@ class MicroBatcher(Generic[In, Out]):
         self._queue: asyncio.Queue[tuple[In, asyncio.Future[Out]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._coming = 0  # requests between coming() and submit(): worth waiting for
 
     async def start(self) -> None:
         self._queue = asyncio.Queue(maxsize=self._queue_size)
@@ -77,6 +85,16 @@ class MicroBatcher(Generic[In, Out]):
                 if not future.done():
                     future.set_exception(OverloadedError("the server is shutting down"))
         self._executor.shutdown(wait=True)
+
+    @contextlib.contextmanager
+    def coming(self) -> Iterator[None]:
+        """Marks a request as on its way while its input is prepared. Leave it right before
+        :meth:`submit` (no ``await`` between): the request then counts in the queue instead."""
+        self._coming += 1
+        try:
+            yield
+        finally:
+            self._coming -= 1
 
     async def submit(self, item: In) -> Out:
         queue = self._queue
@@ -105,6 +123,8 @@ class MicroBatcher(Generic[In, Out]):
                 continue
             except asyncio.QueueEmpty:
                 pass
+            if not self._coming:  # no request on its way: waiting would only add latency
+                break
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -163,6 +183,9 @@ class DirectRunner(Generic[In, Out]):
 
     async def stop(self) -> None:
         self._executor.shutdown(wait=True)
+
+    def coming(self) -> AbstractContextManager[None]:
+        return nullcontext()  # nothing waits for company
 
     async def submit(self, item: In) -> Out:
         if self._in_flight >= self._queue_size:

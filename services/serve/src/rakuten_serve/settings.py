@@ -98,7 +98,12 @@ class ServeSettings(RakutenSettings):
     # --- micro-batching
     batch_enabled: bool = True
     batch_max_size: int = Field(default=32, ge=1, le=1024)
-    batch_max_wait_ms: float = Field(default=5.0, ge=0.0, le=1000.0)
+    batch_max_wait_ms: float = Field(
+        default=5.0,
+        ge=0.0,
+        le=1000.0,
+        description="Longest wait for company, only while other requests are being decoded.",
+    )
     batch_queue_size: int = Field(default=256, ge=1)
     overload_retry_after_s: int = Field(default=1, ge=1)
 

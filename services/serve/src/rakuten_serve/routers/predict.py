@@ -161,18 +161,20 @@ def build_router(limiter: Limiter, settings: ServeSettings) -> APIRouter:
                 product.designation, product.description, None, image_size=size, limits=limits
             )
         else:
-            # A dedicated pool: lighter than the generic thread pool on this hot path.
-            prepared = await asyncio.get_running_loop().run_in_executor(
-                state.decode_pool,
-                partial(
-                    prepare_input,
-                    product.designation,
-                    product.description,
-                    data,
-                    image_size=size,
-                    limits=limits,
-                ),
-            )
+            # A dedicated pool: lighter than the generic thread pool on this hot path. While it
+            # decodes, the batcher knows this request is coming and may wait for it.
+            with state.runner.coming():
+                prepared = await asyncio.get_running_loop().run_in_executor(
+                    state.decode_pool,
+                    partial(
+                        prepare_input,
+                        product.designation,
+                        product.description,
+                        data,
+                        image_size=size,
+                        limits=limits,
+                    ),
+                )
         result = await state.runner.submit(prepared)
         best = result.top[0]
         out = PredictionResponse(
