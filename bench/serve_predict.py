@@ -51,26 +51,6 @@ worker. Asserts nothing. Full run about 5 minutes on 2 cores; a quick one (about
   uv run --frozen python bench/serve_predict.py --duration 5 --concurrency 8,32 --workers 1
 """
 
-# The production architecture (rakuten_train defaults), trained one epoch on the small sample
-# whose training rows carry real French texts: the weights are not good, but the vocabularies
-# (and so the wide layer) are as wide as on the full data, so a model call costs the real price.
-PRODUCTION_SHAPED = {
-    "epochs": 1,
-    "image_size": 64,
-    "early_stopping_patience": 0,
-    "text.max_tokens": 20000,
-    "text.sequence_length": 64,
-    "text.embedding_dim": 64,
-    "text.lstm_units": 64,
-    "text.word_max_tokens": 40000,
-    "text.char_max_tokens": 80000,
-    "text.char_ngram_min": 2,
-    "text.char_ngram_max": 5,
-    "text.char_max_chars": 3000,
-    "text.wide_units": 256,
-    "image.filters": [16, 32, 64],
-    "image.units": 64,
-}
 MODES = ("batched", "unbatched")
 
 
@@ -107,8 +87,28 @@ def _model(model: Path | None, work: Path) -> Path:
         flush=True,
     )
     return build_small_bundle(
-        work / "bundle-build", train_rows=3000, overrides=PRODUCTION_SHAPED, real_texts=real
+        work / "bundle-build", train_rows=3000, overrides=production_shaped(), real_texts=real
     )
+
+
+def production_shaped() -> dict[str, Any]:
+    """``params.yaml``'s training parameters as dotted overrides, one epoch, no early stopping.
+
+    The production architecture at its real sizes, trained one epoch on the small sample whose
+    training rows carry real French texts: the weights are not good, but the vocabularies (and
+    so the wide layer) are as wide as on the full data, so a model call costs the real price.
+    """
+    from rakuten_train.params import load_params  # noqa: PLC0415
+
+    once = {"epochs": 1, "early_stopping_patience": 0}
+    params = load_params(ROOT / "params.yaml", once).model_dump(mode="json")
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict):  # a section: text, image, registry
+            flat |= {f"{key}.{leaf}": v for leaf, v in value.items()}
+        else:
+            flat[key] = value
+    return flat
 
 
 def _bundle_shape(bundle: Path) -> str:
