@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rakuten_core.text import clean_text
-from rakuten_core.text_vectors import TextSpec, TextVectors
+from rakuten_core.text_vectors import INPUT_NAMES, TextSpec, TextVectors
 from tests.utils.serve_bundle import training_rows
 
 pytestmark = pytest.mark.slow
@@ -58,10 +58,21 @@ def _model(analyzer: str, texts: list[str]) -> Any:
     return build_model(params, texts[:2000], num_classes=27)
 
 
+def _keras_inputs(texts: list[str]) -> dict[str, Any]:
+    """The model's three inputs for ``texts``, without images (the text layers ignore them)."""
+    import tensorflow as tf
+
+    n = len(texts)
+    return {
+        "text": tf.constant(np.asarray(texts, dtype=object).reshape(-1, 1)),
+        "image": tf.zeros((n, 32, 32, 3), tf.uint8),
+        "has_image": tf.zeros((n, 1)),
+    }
+
+
 @pytest.mark.parametrize("analyzer", ["char", "char_wb"])
 def test_text_vectors_equal_the_keras_layers_on_real_listings(analyzer: str) -> None:
     import keras
-    import tensorflow as tf
 
     from rakuten_core.bundle_export import text_spec
 
@@ -73,21 +84,14 @@ def test_text_vectors_equal_the_keras_layers_on_real_listings(analyzer: str) -> 
     names = list(outputs)
     layers = keras.Model(model.inputs, list(outputs.values()))
     vectors = TextVectors(TextSpec.model_validate_json(spec.model_dump_json()))  # via JSON
-    keys = {"sequences": "tokens", "words": "word_counts", "chars": "char_counts"}
     for start in range(0, len(texts), 256):
         chunk = texts[start : start + 256]
         n = len(chunk)
-        expected = layers(
-            {
-                "text": tf.constant(np.asarray(chunk, dtype=object).reshape(-1, 1)),
-                "image": tf.zeros((n, 32, 32, 3), tf.uint8),
-                "has_image": tf.zeros((n, 1)),
-            }
-        )
+        expected = layers(_keras_inputs(chunk))
         got = vectors(chunk)
         for name, want in zip(names, expected, strict=True):
             want = np.asarray(want).reshape(n, -1)
-            have = got[keys[name]].reshape(n, -1)
+            have = got[INPUT_NAMES[name]].reshape(n, -1)
             bad = np.flatnonzero((want != have).any(axis=1))
             assert bad.size == 0, f"{name} differs for {[chunk[i][:80] for i in bad[:3]]}"
 
@@ -97,7 +101,6 @@ def test_the_sparse_wide_part_equals_the_keras_layers_on_real_listings() -> None
     model's own layers, from the text to the wide Dense layer's output: real listings, the
     hostile texts, an empty text (no n-gram: a zero row) and a batch of one."""
     import keras
-    import tensorflow as tf
 
     from rakuten_core.bundle_export import _wide_part, text_spec
     from rakuten_core.text_vectors import WIDE_FEATURES, WideLayer
@@ -111,23 +114,11 @@ def test_the_sparse_wide_part_equals_the_keras_layers_on_real_listings() -> None
     wide = _wide_part(model, spec, outputs)
     assert wide is not None and wide.dense is dense
     assert wide.spec.parts == ["words", "chars"] and wide.spec.activation == "relu"
-    layer = WideLayer(
-        wide.spec,
-        {role: wide.arrays[f"idf_{role}"] for role in wide.spec.parts},
-        wide.arrays["kernel"],
-        wide.arrays["bias"],
-    )
+    layer = WideLayer.from_arrays(wide.spec, wide.arrays)  # what wide.npz holds
     vectors = TextVectors(spec.model_copy(update={"wide": wide.spec}), layer)
     keras_wide = keras.Model(model.inputs, dense.output)
     for chunk in [texts[i : i + 256] for i in range(0, len(texts), 256)] + [[""], [texts[0]]]:
-        n = len(chunk)
-        expected = keras_wide(
-            {
-                "text": tf.constant(np.asarray(chunk, dtype=object).reshape(-1, 1)),
-                "image": tf.zeros((n, 32, 32, 3), tf.uint8),
-                "has_image": tf.zeros((n, 1)),
-            }
-        )
+        expected = keras_wide(_keras_inputs(chunk))
         got = vectors(chunk)
         assert set(got) == {"tokens", WIDE_FEATURES}  # no dense counts are built
         np.testing.assert_allclose(got[WIDE_FEATURES], np.asarray(expected), rtol=0, atol=1e-5)

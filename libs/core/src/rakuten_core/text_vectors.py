@@ -137,17 +137,21 @@ class WideLayer:
         self._bias = bias
 
     @classmethod
+    def from_arrays(cls, spec: WideSpec, arrays: Mapping[str, Any]) -> WideLayer:
+        """From the arrays of ``serving/wide.npz``: ``idf_<role>``, ``kernel``, ``bias``."""
+        idf: dict[str, NDArray[np.float32]] = {
+            role: np.asarray(arrays[f"idf_{role}"], dtype=np.float32) for role in spec.parts
+        }
+        kernel = np.ascontiguousarray(arrays["kernel"], dtype=np.float32)
+        return cls(spec, idf, kernel, np.asarray(arrays["bias"], dtype=np.float32))
+
+    @classmethod
     def load(cls, path: Path, spec: WideSpec) -> WideLayer:
         arrays = np.load(path, allow_pickle=False)
         if not isinstance(arrays, np.lib.npyio.NpzFile):
             raise ValueError("not an .npz archive")
         with arrays:
-            idf: dict[str, NDArray[np.float32]] = {
-                role: arrays[f"idf_{role}"].astype(np.float32) for role in spec.parts
-            }
-            kernel = np.ascontiguousarray(arrays["kernel"], dtype=np.float32)
-            bias = arrays["bias"].astype(np.float32)
-        return cls(spec, idf, kernel, bias)
+            return cls.from_arrays(spec, arrays)
 
     def __call__(self, counts: dict[str, sparse.csr_matrix]) -> NDArray[np.float32]:
         rows = next(iter(counts.values())).shape[0]
