@@ -74,6 +74,10 @@ format: install ## Format and auto-fix with ruff
 	$(UV) run --frozen ruff format .
 	$(UV) run --frozen ruff check --fix .
 
+.PHONY: published-secrets
+published-secrets: install ## Rewrite the digests of the secret-like values the repository publishes
+	$(UV) run --frozen python scripts/published_secrets.py
+
 .PHONY: clean
 clean: ## Remove caches (keeps data/, models/, .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import secrets
 
 import numpy as np
 import pytest
@@ -109,7 +110,7 @@ def test_short_secrets_are_refused_in_production_and_real_ones_accepted() -> Non
     short = SecretStr("k7#Pq2")
     with pytest.raises(ConfigurationError, match="at least 32"):
         require_secret(short, name="S", environment="production", min_chars=32)
-    strong = SecretStr("3f9c1d7e5b2a48c6a0e4f8b1d9c7e2a5f0b3c6d9")
+    strong = SecretStr(secrets.token_hex(20))  # a literal would be a published value
     assert require_secret(strong, name="S", environment="production", min_chars=32) is strong
     assert require_secret(SecretStr("changeme"), name="S", environment="development")
     with pytest.raises(ConfigurationError, match="must be set"):

@@ -9,36 +9,28 @@ development. Nothing is read at import time: services build their settings in a 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from rakuten_core.errors import ConfigurationError
+from rakuten_core.secrets import check_secret
+from rakuten_core.secrets import is_placeholder as _is_placeholder_text
 
 Environment = Literal["development", "test", "production"]
 
-_PLACEHOLDERS = frozenset(
-    {
-        "",
-        "changeme",
-        "change-me",
-        "change_me",
-        "secret",
-        "password",
-        "admin",
-        "example",
-        "dev",
-        "development",
-        "test",
-        "xxx",
-        "todo",
-        "replace-me",
-        "please-change",
-    }
-)
 MIN_SECRET_CHARS = 32
+# A folder of secret files, one per setting, named like the variable in lower case
+# (rakuten_jwt_secret): the compose stack mounts its generated secrets there.
+SECRETS_DIR_ENV = "RAKUTEN_SECRETS_DIR"
 
 
 class RakutenSettings(BaseSettings):
@@ -52,6 +44,21 @@ class RakutenSettings(BaseSettings):
     log_dir: Path = Path("logs")
     log_level: str = "INFO"
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read secret files from ``RAKUTEN_SECRETS_DIR`` when it is set (after the environment)."""
+        directory = os.environ.get(SECRETS_DIR_ENV)
+        if directory:
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=directory)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
     @property
     def is_development(self) -> bool:
         return self.environment in ("development", "test")
@@ -63,25 +70,17 @@ def require_secret(
     """Return ``value`` if it is usable as a secret in ``environment``; else raise.
 
     In development and test a placeholder is tolerated (with the caller's own warning); in
-    production the secret must be set, not a known placeholder, and at least ``min_chars`` long.
-    The secret itself is never put in the message.
+    production :func:`rakuten_core.secrets.check_secret` applies: set, at least ``min_chars``
+    long, not a placeholder, not a value published in the repository. The secret itself is
+    never put in the message.
     """
     if value is None or not value.get_secret_value():
         raise ConfigurationError(f"{name} must be set")
-    raw = value.get_secret_value()
     if environment == "production":
-        if raw.strip().lower() in _PLACEHOLDERS or raw.lower().startswith(("change", "example")):
-            raise ConfigurationError(f"{name} is a placeholder; set a real secret in production")
-        if len(raw) < min_chars:
-            raise ConfigurationError(
-                f"{name} must be at least {min_chars} characters in production"
-            )
+        check_secret(value.get_secret_value(), name=name, min_chars=min_chars)
     return value
 
 
 def is_placeholder(value: SecretStr | None) -> bool:
     """True when ``value`` is empty or a known placeholder."""
-    if value is None:
-        return True
-    raw = value.get_secret_value().strip().lower()
-    return raw in _PLACEHOLDERS or raw.startswith(("change", "example"))
+    return value is None or _is_placeholder_text(value.get_secret_value())
