@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.utils.compose_stack import Stack, start_stack
+
 
 # --- training service: a small real bundle -------------------------------------------------
 @pytest.fixture(scope="session")
@@ -60,3 +62,18 @@ def _reset_mlflow_uris() -> Iterator[None]:
     _restore_mlflow_uris()
     yield
     _restore_mlflow_uris()
+
+
+# --- the compose stack: one per session, shared by tests/e2e and tests/security --------------
+@pytest.fixture(scope="session")
+def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole platform under docker-compose (tests/utils/compose_stack.py)."""
+    yield from start_stack(tmp_path_factory)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests on the compose stack last, together: the stack then lives only for them."""
+    on_stack = [item for item in items if "compose_stack" in getattr(item, "fixturenames", ())]
+    if on_stack:
+        others = [item for item in items if item not in on_stack]
+        items[:] = others + on_stack
