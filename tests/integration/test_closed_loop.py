@@ -224,7 +224,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             predict_rate_limit="100000/minute",
             database_url=serve_db,
         )
-        migrate_and_add_users(settings, {BOT: ["admin"], "alice": ["predict"]})
+        migrate_and_add_users(settings, {BOT: ["admin"], "alice": ["predict", "label"]})
         serve = ServeProcess(
             settings_env(
                 settings, MLFLOW_TRACKING_URI=mlflow_url, RAKUTEN_IMAGE_STORE_DIR=str(images)
@@ -268,7 +268,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # roles exist once the webserver runs
         create_user(home, BOT, AIRFLOW_PASSWORD, "User", extra=airflow_db)
 
-        # the webhook, then Alertmanager pointed at it, the monitor, Prometheus scraping both
+        # the webhook, then Alertmanager pointed at it, the monitor, Prometheus scraping both;
+        # the webhook asks that Prometheus whether an alert really fires
+        prom_port = free_port()
         hook_settings = webhook_settings(root, web.url, airflow_username=BOT)
         assert hook_settings.alert_webhook_token_file and hook_settings.airflow_password_file
         hook_env = {
@@ -279,6 +281,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "RAKUTEN_AIRFLOW_URL": web.url,
             "RAKUTEN_AIRFLOW_USERNAME": BOT,
             "RAKUTEN_AIRFLOW_PASSWORD_FILE": str(hook_settings.airflow_password_file),
+            "RAKUTEN_PROMETHEUS_URL": f"http://127.0.0.1:{prom_port}",
         }
         webhook = start_webhook(PROJECT_BIN, hook_env, root)
         stack.callback(webhook.close)
@@ -295,7 +298,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 monitor_min_feedback="10",
             )
         )
-        prom_port = free_port()
         targets = {
             "serve": [f"127.0.0.1:{serve.port}"],
             "monitor": [f"127.0.0.1:{monitor.port}"],

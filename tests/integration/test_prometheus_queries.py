@@ -15,6 +15,10 @@ mostly no image), so the drift gauge crosses its threshold for ``no_description`
 alert must go pending in Prometheus. The queries that read only the monitor's metrics are named in
 :data:`MONITOR_ONLY` (the test fails if that list misses one), so a reader sees which panels
 need the monitor.
+
+A lighter test, with the same config but only a Pushgateway to scrape, checks its relabelling:
+drift figures pushed under ``job="monitor"``, under another job or under a batch job's own name,
+and a pushed ``ALERTS`` series, never reach Prometheus: no push can make a retrain alert fire.
 """
 
 from __future__ import annotations
@@ -106,7 +110,7 @@ def stack(serve_bundle_dir: Path, tmp_path: Path) -> Iterator[tuple[Daemon, Serv
         predict_rate_limit="8/minute",
         token_rate_limit="100/minute",
     )
-    migrate_and_add_users(settings, {"alice": ["predict"], "bob": ["predict"]})
+    migrate_and_add_users(settings, {"alice": ["predict", "label"], "bob": ["predict"]})
     reference = build_reference(draw_features(np.random.default_rng(7), 2000), codes=CODES)
     # the drift reference of the served model: the monitor compares only the answers of the
     # model version its reference belongs to
@@ -318,3 +322,55 @@ def _assert_drift_alert(prometheus: Daemon) -> None:
     assert set(states.values()) <= {"pending", "firing"}
     over = query(prometheus.url, "rakuten_drift_score > on (feature) rakuten_drift_threshold")
     assert "no_description" in {s["metric"]["feature"] for s in over}
+
+
+FORGED_DRIFT = (
+    "# TYPE rakuten_drift_score gauge\n"
+    'rakuten_drift_score{feature="no_description"} 9\n'
+    "# TYPE rakuten_drift_threshold gauge\n"
+    'rakuten_drift_threshold{feature="no_description"} 0.1\n'
+)
+
+
+@pytest.mark.timeout(300)
+def test_a_push_cannot_speak_for_the_monitor(tmp_path: Path) -> None:
+    """prometheus.yml's allow-lists on the Pushgateway scrape, applied by a real Prometheus."""
+    pushgateway = start_pushgateway(tmp_path)
+    prometheus: Daemon | None = None
+    try:
+        prom_port = free_port()
+        targets: dict[str, list[str]] = {"serve": [], "monitor": [], "alertmanager": []}
+        targets["pushgateway"] = [f"127.0.0.1:{pushgateway.port}"]
+        targets["prometheus"] = [f"127.0.0.1:{prom_port}"]
+        config = config_for_test(targets, alertmanager=f"127.0.0.1:{free_port()}")
+        prometheus = start_prometheus(
+            write_yaml(tmp_path / "prometheus.yml", config), tmp_path, prom_port
+        )
+        push(pushgateway.url, "monitor", FORGED_DRIFT)  # honor_labels: job="monitor" as pushed
+        push(pushgateway.url, "not_a_batch_job", FORGED_DRIFT)
+        push(
+            pushgateway.url,
+            "rakuten_train",
+            "# TYPE rakuten_job_rows gauge\nrakuten_job_rows 5\n# TYPE ALERTS gauge\n"
+            'ALERTS{alertname="RakutenDriftAboveThreshold",alertstate="firing"} 1\n' + FORGED_DRIFT,
+        )
+        deadline = time.monotonic() + 60
+        while not query(prometheus.url, 'rakuten_job_rows{job="rakuten_train"}'):
+            assert time.monotonic() < deadline, "Prometheus never scraped the Pushgateway"
+            time.sleep(0.5)
+        time.sleep(3)  # a few more scrapes and rule evaluations (every second here)
+        # what the batch jobs push, and the gateway's own metrics, are kept
+        assert {s["metric"]["job"] for s in query(prometheus.url, "push_time_seconds")} == {
+            "rakuten_train"
+        }
+        assert query(prometheus.url, 'process_start_time_seconds{job="pushgateway"}')
+        # the forged series are not
+        assert query(prometheus.url, "rakuten_drift_score") == []
+        assert query(prometheus.url, "rakuten_drift_threshold") == []
+        assert query(prometheus.url, '{job=~"monitor|not_a_batch_job"}') == []
+        assert query(prometheus.url, 'ALERTS{alertname="RakutenDriftAboveThreshold"}') == []
+        assert _alert_states(prometheus.url, "RakutenDriftAboveThreshold") == {}
+    finally:
+        if prometheus is not None:
+            prometheus.close()
+        pushgateway.close()

@@ -72,7 +72,7 @@ def test_predictions_survive_a_postgres_outage(
         user_cache_seconds=600,
     )
     migrate_and_add_users(settings, DEFAULT_USERS)
-    assert current_revision(postgres.url) == "0004"
+    assert current_revision(postgres.url) == "0005"
     with TestClient(create_app(settings, shared_predictor)) as client:
         state = client.app.state.serve  # type: ignore[attr-defined]
         headers = bearer(get_token(client))  # the user lookup is cached from here on

@@ -37,7 +37,8 @@ def fuzz_server(
 ) -> Iterator[tuple[str, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("fuzz")
     settings = serve_settings(tmp, model_path=str(serve_bundle_dir), rate_limit_enabled=False)
-    migrate_and_add_users(settings, DEFAULT_USERS)
+    # root labels too, so generated feedback reaches past the scope check (404, 409, 422)
+    migrate_and_add_users(settings, {**DEFAULT_USERS, "root": ["predict", "admin", "label"]})
     with live_server(create_app(settings, shared_predictor)) as base_url:
         answer = httpx.post(
             f"{base_url}/token", data={"username": "root", "password": PASSWORD}, timeout=60

@@ -39,6 +39,7 @@ def serve_settings(tmp_path: Path, **overrides: Any) -> ServeSettings:
         "model_cache_dir": tmp_path / "models",
         "log_dir": tmp_path / "logs",
         "predict_rate_limit": "1000/minute",
+        "feedback_rate_limit": "1000/minute",
         "token_rate_limit": "1000/minute",
         "batch_max_size": 8,
         "record_retry_initial_s": 0.2,
@@ -61,7 +62,12 @@ def migrate_and_add_users(settings: ServeSettings, users: Mapping[str, list[str]
         engine.dispose()
 
 
-DEFAULT_USERS = {"alice": ["predict"], "root": ["predict", "admin"], "bob": ["predict"]}
+# alice and bob ask and label; root is an admin who does not label (admin does not imply label)
+DEFAULT_USERS = {
+    "alice": ["predict", "label"],
+    "root": ["predict", "admin"],
+    "bob": ["predict", "label"],
+}
 
 
 def jpeg_bytes(
@@ -220,6 +226,7 @@ def settings_env(settings: ServeSettings, **extra: str) -> dict[str, str]:
         "RAKUTEN_LOG_DIR": str(settings.log_dir),
         "RAKUTEN_MODEL_PATH": settings.model_path,
         "RAKUTEN_PREDICT_RATE_LIMIT": settings.predict_rate_limit,
+        "RAKUTEN_FEEDBACK_RATE_LIMIT": settings.feedback_rate_limit,
         "RAKUTEN_TOKEN_RATE_LIMIT": settings.token_rate_limit,
         "RAKUTEN_BATCH_ENABLED": str(settings.batch_enabled).lower(),
         "RAKUTEN_BATCH_MAX_SIZE": str(settings.batch_max_size),

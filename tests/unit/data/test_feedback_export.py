@@ -161,6 +161,82 @@ def test_latest_feedback_wins_and_a_tie_between_codes_drops_the_product(
     assert synthetic >= SYNTHETIC_ID_BASE and synthetic < 2**62
 
 
+def test_one_users_share_is_capped_to_their_most_recent_rows(
+    db: str, store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """300 wrong answers from one labeller: at most the cap (200 by default) reach the slice."""
+    wrong = [
+        Labelled(f"m{i:03d}", 2705, minutes=i / 10, productid=5000 + i, username="mallory")
+        for i in range(300)
+    ]
+    honest = [
+        Labelled(f"a{i}", CODES[i], minutes=40 + i, productid=9000 + i, username="alice")
+        for i in range(5)
+    ]
+    add_labelled(db, wrong + honest, store)
+    out = tmp_path / "feedback"
+    manifest = _export(db, store, out, holdout_share=0.2)
+    ids = [rid for part in (TRAIN_DIR, HOLDOUT_DIR) for rid in _part(out, part)[2]["request_id"]]
+    from_mallory = [rid for rid in ids if rid.startswith("m")]
+    assert len(from_mallory) == 200
+    assert sorted(from_mallory) == [f"m{i:03d}" for i in range(100, 300)]  # the most recent
+    assert sorted(rid for rid in ids if rid.startswith("a")) == [f"a{i}" for i in range(5)]
+    assert manifest.counts["feedback_rows"] == 305
+    assert manifest.counts["user_cap_dropped"] == 100 and manifest.counts["users_capped"] == 1
+    assert manifest.counts["rows"] == 205
+    capped = {i.code: i for i in manifest.issues}["user_cap_dropped"]
+    assert capped.count == 100 and capped.examples == ["mallory: 100"]
+    assert manifest.rules["user_cap"].startswith("at most 200 ")
+    assert "100 feedback rows dropped by the cap of 200 rows per user (mallory: 100)" in caplog.text
+
+    args = ["export-feedback", "--database-url", db, "--images-dir", str(store), "--out"]
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "small"), "--max-rows-per-user", "4"])
+    assert result.exit_code == 0, result.output
+    assert "297 over the per-user cap" in result.output  # 300 - 4 and 5 - 4
+    small = SliceManifest.model_validate_json((tmp_path / "small" / MANIFEST_FILE).read_text())
+    assert small.counts["rows"] == 8 and small.counts["users_capped"] == 2
+    refused = CliRunner().invoke(app, [*args, str(tmp_path / "none"), "--max-rows-per-user", "0"])
+    assert refused.exit_code == 2 and not (tmp_path / "none").exists()
+
+
+def test_users_who_disagree_drop_the_product_and_users_who_agree_give_one_row(
+    db: str, store: Path, tmp_path: Path
+) -> None:
+    add_labelled(
+        db,
+        [
+            # product 1: two users disagree -> dropped, however late the second answer is
+            Labelled("p1a", 10, minutes=1, productid=1, username="alice"),
+            Labelled("p1m", 2705, minutes=9, productid=1, username="mallory"),
+            # product 2: two users agree -> one row, the latest
+            Labelled("p2a", 50, minutes=2, productid=2, username="alice"),
+            Labelled("p2b", 50, minutes=3, productid=2, username="bob"),
+            # product 3: alice corrects herself and then agrees with bob -> kept
+            Labelled("p3a", 10, minutes=1, productid=3, username="alice"),
+            Labelled("p3b", 1280, minutes=2, productid=3, username="bob"),
+            Labelled("p3c", 1280, minutes=4, productid=3, username="alice"),
+            # no productid: the same content from two users who disagree -> dropped too
+            Labelled("c1", 1280, minutes=5, designation="Peluche", image=picture(3)),
+            Labelled(
+                "c2", 2280, minutes=6, designation="Peluche", image=picture(3), username="bob"
+            ),
+        ],
+        store,
+    )
+    out = tmp_path / "feedback"
+    manifest = _export(db, store, out, holdout_share=0.0)
+    _, y, provenance = _part(out, TRAIN_DIR)
+    assert list(provenance["request_id"]) == ["p2b", "p3c"]
+    assert list(y[dataset.LABEL_COLUMN]) == ["50", "1280"]
+    assert manifest.counts["conflict_users_products"] == 2
+    assert manifest.counts["conflict_users_dropped"] == 4
+    assert manifest.counts["merged"] == 2  # p2a and p3b agree with the kept rows
+    assert manifest.counts["overridden"] == 1  # alice's own first answer on product 3
+    assert manifest.counts["conflict_ties_dropped"] == 0
+    conflict = {i.code: i for i in manifest.issues}["conflicting_users_dropped"]
+    assert conflict.count == 2 and "different users" in conflict.message
+
+
 def test_unknown_codes_are_dropped_and_duplicated_texts_are_reported(
     db: str, store: Path, tmp_path: Path
 ) -> None:

@@ -40,11 +40,11 @@ def test_good_token_predicts_and_names_the_user(client: TestClient) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "bearer"
-    assert body["scopes"] == ["predict"]
+    assert body["scopes"] == ["label", "predict"]  # no `scope` asked: all of alice's
     assert body["expires_in"] == 30 * 60
     claims = jwt.decode(body["access_token"], TEST_SECRET, algorithms=["HS256"])
     assert claims["sub"] == "alice"
-    assert claims["scopes"] == ["predict"]
+    assert claims["scopes"] == ["label", "predict"]
     assert claims["exp"] - claims["iat"] == 30 * 60
     status, out = _predict(client, body["access_token"])
     assert status == 200

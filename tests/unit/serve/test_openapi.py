@@ -46,4 +46,4 @@ def test_every_route_is_documented_with_examples(client: TestClient) -> None:
             assert "example" in _resolve(doc, operation["requestBody"]) or path == "/token", path
     security = doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]
     assert security["flows"]["password"]["tokenUrl"] == "token"
-    assert set(security["flows"]["password"]["scopes"]) == {"predict", "admin"}
+    assert set(security["flows"]["password"]["scopes"]) == {"predict", "label", "admin"}

@@ -23,6 +23,14 @@ class UnsupportedMediaError(InvalidInputError):
     """The bytes are not an image of an accepted format, whatever they claim to be (HTTP 415)."""
 
 
+class ConflictError(RakutenError):
+    """The request contradicts a recorded answer that is final (HTTP 409).
+
+    A second feedback on one prediction, for instance: the input is well formed, but sending it
+    again can never succeed.
+    """
+
+
 class ModelUnavailableError(RakutenError):
     """No usable model is loaded or the bundle cannot be read (HTTP 503)."""
 

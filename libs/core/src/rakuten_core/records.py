@@ -7,10 +7,11 @@ quality, and a retraining export reads feedback. ``docs/db-schema.md`` has the d
 
 ``predictions.request_id`` is the primary key, which makes replaying spooled records
 idempotent. ``feedback.request_id`` has no foreign key on purpose: feedback may arrive while its
-prediction is still queued for writing. The drift feature columns (``text_length``,
-``has_description``, ``has_image``, ``image_brightness``) are nullable because rows written
-before migration 0002 lack them; :func:`prediction_features` maps a row to the drift module's
-features.
+prediction is still queued for writing. It is unique (migration 0005): the first answer on a
+prediction is final, so a label can never be overwritten, not even by two answers at once.
+The drift feature columns (``text_length``, ``has_description``, ``has_image``,
+``image_brightness``) are nullable because rows written before migration 0002 lack them;
+:func:`prediction_features` maps a row to the drift module's features.
 ``image_sha256`` names the image's file in serve's image store when it is on
 (:mod:`rakuten_core.stored_images`; indexed since migration 0003), which is how the feedback
 export finds the picture of a labelled prediction.
@@ -103,7 +104,7 @@ class Feedback(Base):
     __tablename__ = "feedback"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True, unique=True)
     username: Mapped[str] = mapped_column(String(64))
     true_prdtypecode: Mapped[int] = mapped_column(Integer)
     predicted_prdtypecode: Mapped[int] = mapped_column(Integer)

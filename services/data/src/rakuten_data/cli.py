@@ -18,6 +18,7 @@ import typer
 
 from rakuten_core.errors import InvalidInputError, RakutenError
 from rakuten_core.logs import configure_logging
+from rakuten_data.feedback_trust import DEFAULT_MAX_ROWS_PER_USER
 from rakuten_data.prepare import PreparationError, PrepareOptions, prepare
 from rakuten_data.report import DataReport
 from rakuten_data.sample import DEFAULT_LABEL_TABLE, SampleSpec, write_sample
@@ -236,6 +237,14 @@ def export_feedback_command(
         float,
         typer.Option(min=0.0, max=0.99, help="Most recent share kept out of training (gate)."),
     ] = 0.2,
+    max_rows_per_user: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Feedback rows kept from any one user (their most recent): one account "
+            "cannot fill the slice.",
+        ),
+    ] = DEFAULT_MAX_ROWS_PER_USER,
 ) -> None:
     """Export labelled feedback (text, stored image, true code) as a slice in the raw layout."""
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415  (only this command needs it)
@@ -253,6 +262,7 @@ def export_feedback_command(
                 out=out,
                 since=_since(since),
                 holdout_share=holdout_share,
+                max_rows_per_user=max_rows_per_user,
             )
         finally:
             engine.dispose()
@@ -266,7 +276,9 @@ def export_feedback_command(
     typer.echo(
         f"feedback slice {manifest.slice_id} in {out}: {manifest.train.rows} train rows, "
         f"{manifest.holdout.rows} holdout rows ({manifest.counts['without_image']} without "
-        f"image) from {manifest.counts['feedback_rows']} feedback rows; "
+        f"image) from {manifest.counts['feedback_rows']} feedback rows "
+        f"({manifest.counts['user_cap_dropped']} over the per-user cap, "
+        f"{manifest.counts['conflict_users_products']} products dropped as users disagree); "
         f"{time.perf_counter() - started:.1f}s"
     )
     for item in manifest.issues:

@@ -5,10 +5,12 @@ Postgres through SQLAlchemy) and the image serve kept under the record's ``image
 (``rakuten_core.stored_images``). The rules (docs/data.md, "export-feedback"):
 
 - **Unknown codes**: a true code outside the 27 categories is dropped (counted, reported).
+- **A cap per user**: at most ``max_rows_per_user`` rows from any one user, their most recent
+  (:mod:`rakuten_data.feedback_trust`; counted, reported, logged).
 - **One row per product**: a product is its ``productid`` when the client sent one, otherwise
-  its content (designation, description, image hash). The latest feedback wins; when the
-  latest feedbacks of a product (same instant) disagree, the product is dropped. Feedback on
-  the same product that agrees is merged into the latest row.
+  its content (designation, description, image hash). A user's latest feedback stands for that
+  user; when users disagree (or one user's latest feedbacks disagree at the same instant), the
+  product is dropped. Feedback on the same product that agrees is merged into the latest row.
 - **Ids**: a missing ``productid``/``imageid`` gets a deterministic id of at least
   :data:`SYNTHETIC_ID_BASE` (2**61, above every real Rakuten id) from the request id.
 - **Images**: the stored image, else the copy in the previous slice (so feedback outlives the
@@ -26,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,15 +49,29 @@ from rakuten_data.feedback_slice import (
     SliceManifest,
     write_slice,
 )
+from rakuten_data.feedback_trust import (
+    DEFAULT_MAX_ROWS_PER_USER,
+    cap_per_user,
+    report_trust,
+    resolve_conflicts,
+)
 from rakuten_data.report import Issue, issue
 
 logger = logging.getLogger(__name__)
 
 SYNTHETIC_ID_BASE = 2**61
+
+
+def _user_cap_rule(max_rows: int | str) -> str:
+    return f"at most {max_rows} feedback rows per user per export, the most recent"
+
+
 RULES = {
     "unknown_code": "dropped",
     "same_product": "productid when sent, else designation + description + image sha256",
-    "conflict": "latest feedback wins; a tie between different codes drops the product",
+    "user_cap": _user_cap_rule("max_rows_per_user"),
+    "conflict": "a user's latest feedback stands for that user; users who disagree, or one "
+    "user's codes at the same instant, drop the product; users who agree give one row",
     "missing_image": "kept text-only (as the raw data keeps a product without its image)",
     "holdout": "the most recent holdout_share of rows by feedback time, never trained on",
 }
@@ -139,6 +154,7 @@ def _row(
     rid = prediction.request_id
     return FeedbackRow(
         request_id=rid,
+        username=feedback.username,
         feedback_at=_utc(feedback.created_at),
         designation=prediction.designation,
         description=prediction.description or "",
@@ -156,35 +172,6 @@ def _row(
         image_sha256=digest,
         image=image,
     )
-
-
-def resolve_conflicts(
-    rows: list[FeedbackRow], sent_productid: dict[str, bool]
-) -> tuple[list[FeedbackRow], dict[str, int]]:
-    """One row per product by the latest-feedback-wins rule; returns rows and counts."""
-    groups: dict[tuple[object, ...], list[FeedbackRow]] = defaultdict(list)
-    for row in rows:
-        key: tuple[object, ...] = (
-            ("productid", row.productid)
-            if sent_productid[row.request_id]
-            else ("content", row.designation, row.description, row.image_sha256)
-        )
-        groups[key].append(row)
-    kept: list[FeedbackRow] = []
-    counts = {"merged": 0, "overridden": 0, "conflict_ties_dropped": 0}
-    for group in groups.values():
-        group.sort(key=lambda r: (r.feedback_at, r.request_id))
-        latest_at = group[-1].feedback_at
-        latest_codes = {r.prdtypecode for r in group if r.feedback_at == latest_at}
-        if len(latest_codes) > 1:
-            counts["conflict_ties_dropped"] += len(group)
-            continue
-        winner = group[-1]
-        counts["overridden"] += sum(r.prdtypecode != winner.prdtypecode for r in group)
-        counts["merged"] += sum(r.prdtypecode == winner.prdtypecode for r in group) - 1
-        kept.append(winner)
-    kept.sort(key=lambda r: (r.feedback_at, r.request_id))
-    return kept, counts
 
 
 def _validate(rows: list[FeedbackRow], issues: list[Issue]) -> None:
@@ -211,6 +198,7 @@ def export_feedback(
     out: Path,
     since: datetime | None = None,
     holdout_share: float = 0.2,
+    max_rows_per_user: int = DEFAULT_MAX_ROWS_PER_USER,
 ) -> SliceManifest:
     """Write the slice of every feedback (since ``since``) to ``out``; see the module docstring.
 
@@ -219,6 +207,8 @@ def export_feedback(
     """
     if not 0 <= holdout_share < 1:
         raise InvalidInputError(f"holdout share must be in [0, 1), got {holdout_share}")
+    if max_rows_per_user < 1:
+        raise InvalidInputError(f"max rows per user must be at least 1, got {max_rows_per_user}")
     if not images_dir.is_dir():
         raise InvalidInputError(f"image store folder {images_dir} does not exist")
     pairs = read_feedback(engine, since)
@@ -237,22 +227,19 @@ def export_feedback(
         )
     pairs = [(f, p) for f, p in pairs if f.true_prdtypecode in CODES]
     sent = {p.request_id: p.productid is not None for _, p in pairs}
-    rows, counts = resolve_conflicts([_row(f, p, images_dir, previous) for f, p in pairs], sent)
-    if counts["conflict_ties_dropped"]:
-        issues.append(
-            issue(
-                "conflicting_feedback_dropped",
-                f"{counts['conflict_ties_dropped']} feedback rows: products whose latest "
-                "feedbacks disagree at the same instant; dropped",
-                count=counts["conflict_ties_dropped"],
-            )
-        )
+    capped, over_cap = cap_per_user(
+        [_row(f, p, images_dir, previous) for f, p in pairs], max_rows_per_user
+    )
+    rows, counts = resolve_conflicts(capped, sent)
+    report_trust(over_cap, max_rows_per_user, counts, issues)
     _validate(rows, issues)
     n_holdout = math.floor(len(rows) * holdout_share + 0.5) if rows else 0
     train, holdout = rows[: len(rows) - n_holdout], rows[len(rows) - n_holdout :]
     counts = {
         "feedback_rows": len(pairs) + len(unknown),
         "unknown_code_dropped": len(unknown),
+        "user_cap_dropped": sum(over_cap.values()),
+        "users_capped": len(over_cap),
         **counts,
         "rows": len(rows),
         "without_image": sum(r.image is None for r in rows),
@@ -266,7 +253,7 @@ def export_feedback(
         holdout=holdout,
         since=since.isoformat() if since else None,
         holdout_share=holdout_share,
-        rules=RULES,
+        rules={**RULES, "user_cap": _user_cap_rule(max_rows_per_user)},
         counts=counts,
         issues=issues,
     )

@@ -51,6 +51,7 @@ class FeedbackRow:
     """One labelled example from serve's records: the product, its true code, where it came from."""
 
     request_id: str
+    username: str  # who gave the feedback (the export caps each user's share, not written out)
     feedback_at: datetime
     designation: str
     description: str

@@ -199,7 +199,7 @@ def create_app(
             limiter, settings, FailedLoginLimit(limiter, settings.token_user_rate_limit)
         ),
         predict.build_router(limiter, settings),
-        feedback.router,
+        feedback.build_router(limiter, settings),
         health.router,
         admin.router,
         web.router,

@@ -21,10 +21,13 @@ from rakuten_core.logs import configure_logging
 from rakuten_serve.db.engine import build_engine, session_factory
 from rakuten_serve.reload_board import prepare_run_dir
 from rakuten_serve.settings import ServeSettings, get_settings
-from rakuten_serve.users import SCOPES, create_user, list_users, set_disabled
+from rakuten_serve.users import SCOPES, change_scopes, create_user, list_users, set_disabled
 
 app = typer.Typer(help="Rakuten product classification API.", no_args_is_help=True)
-users_app = typer.Typer(help="Create, disable, enable and list API users.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="Create, disable, enable and list API users; grant and revoke their scopes.",
+    no_args_is_help=True,
+)
 db_app = typer.Typer(help="Database migrations (Alembic).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
@@ -127,7 +130,7 @@ def users_create(
         bool, typer.Option(help="Read the password from stdin (first line) instead of a prompt.")
     ] = False,
 ) -> None:
-    """Create a user (default scope: predict)."""
+    """Create a user (default scope: predict; add -s label to let them give feedback)."""
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -163,6 +166,34 @@ def users_disable(username: str) -> None:
 def users_enable(username: str) -> None:
     """Enable a disabled user again."""
     _set_disabled(username, False)
+
+
+_SCOPE_LIST = Annotated[
+    list[str],
+    typer.Option("--scope", "-s", help=f"Repeatable; one of {sorted(SCOPES)}."),
+]
+
+
+def _change_scopes(username: str, *, grant: list[str], revoke: list[str]) -> None:
+    try:
+        user = change_scopes(_sessions(get_settings()), username, grant=grant, revoke=revoke)
+    except InvalidInputError as exc:
+        raise _fail(str(exc), 2) from None
+    except SQLAlchemyError as exc:
+        raise _fail(f"database error ({type(exc).__name__})", 1) from None
+    typer.echo(f"{user.username}: scopes {' '.join(user.scopes) or '(none)'}")
+
+
+@users_app.command("grant")
+def users_grant(username: str, scope: _SCOPE_LIST) -> None:
+    """Add scopes to a user (e.g. -s label); the user needs a new token to use them."""
+    _change_scopes(username, grant=scope, revoke=[])
+
+
+@users_app.command("revoke")
+def users_revoke(username: str, scope: _SCOPE_LIST) -> None:
+    """Remove scopes from a user; their tokens lose them within RAKUTEN_USER_CACHE_SECONDS."""
+    _change_scopes(username, grant=[], revoke=scope)
 
 
 @users_app.command("list")

@@ -1,8 +1,8 @@
 """Dependencies of the routers: the app's state, the model, the authenticated user.
 
 Handlers declare what they need with the ``Annotated`` aliases below (``CurrentUser``,
-``AdminUser``, ``PredictorDep``, ``SettingsDep``, ``StateDep``), so tests and the app factory
-swap implementations without patching.
+``LabelUser``, ``AdminUser``, ``PredictorDep``, ``SettingsDep``, ``StateDep``), so tests and the
+app factory swap implementations without patching.
 """
 
 from __future__ import annotations
@@ -116,4 +116,6 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[UserInfo, Security(get_current_user, scopes=["predict"])]
+# Labels become training data and live accuracy: a scope of their own, not implied by predict.
+LabelUser = Annotated[UserInfo, Security(get_current_user, scopes=["label"])]
 AdminUser = Annotated[UserInfo, Security(get_current_user, scopes=["admin"])]

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rakuten_core.errors import (
     ConfigurationError,
+    ConflictError,
     DatabaseUnavailableError,
     InputTooLargeError,
     InvalidInputError,
@@ -39,6 +40,7 @@ DOMAIN_ERRORS: tuple[tuple[type[RakutenError], int, str], ...] = (
     (InputTooLargeError, 413, "input_too_large"),
     (UnsupportedMediaError, 415, "unsupported_media_type"),
     (InvalidInputError, 422, "invalid_input"),
+    (ConflictError, 409, "conflict"),
     (OverloadedError, 503, "overloaded"),
     (DatabaseUnavailableError, 503, "database_unavailable"),
     (ModelUnavailableError, 503, "model_unavailable"),
@@ -51,6 +53,7 @@ _HTTP_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "input_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",

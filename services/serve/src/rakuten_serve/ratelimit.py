@@ -1,4 +1,5 @@
-"""slowapi rate limiting: per user on ``/predict``, per client address and per user on ``/token``.
+"""slowapi rate limiting: per user on ``/predict`` and ``/feedback``, per client address and per
+user on ``/token``.
 
 Counters live in memory by default and in Redis when ``RAKUTEN_REDIS_URL`` is set, so several
 workers and replicas share them. Redis down fails *open*, to per-process limits: slowapi switches

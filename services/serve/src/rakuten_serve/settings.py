@@ -164,6 +164,13 @@ class ServeSettings(RakutenSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
 
+    # --- labels (POST /feedback, scope `label`)
+    feedback_rate_limit: str = Field(
+        default="60/minute",
+        description="Feedback answers per user (slowapi syntax): how fast one account can "
+        "write training labels and move live accuracy.",
+    )
+
     @field_validator("image_formats", mode="before")
     @classmethod
     def _formats_from_csv(cls, value: object) -> object:

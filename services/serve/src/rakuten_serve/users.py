@@ -1,4 +1,9 @@
-"""User accounts: creation, disabling, listing and lookup (used by the CLI and the API)."""
+"""User accounts: creation, scopes, disabling, listing and lookup (used by the CLI and the API).
+
+Scopes are least privilege: ``predict`` asks the model, ``label`` gives the true code of one's
+own predictions (``POST /feedback``, whose answers become training data and live accuracy),
+``admin`` reloads the model. None implies another: an admin who labels needs ``label`` too.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,9 @@ from rakuten_core.records import User
 from rakuten_serve.passwords import hash_password
 
 SCOPES: dict[str, str] = {
-    "predict": "Call /predict and /feedback.",
-    "admin": "Reload the model.",
+    "predict": "Call /predict.",
+    "label": "Give the true code of your own predictions (/feedback): training data.",
+    "admin": "Reload the model; with label, give feedback on any user's prediction.",
 }
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{3,64}$")
 
@@ -73,6 +79,29 @@ def set_disabled(sessions: sessionmaker[Session], username: str, *, disabled: bo
         if user is None:
             raise UserNotFoundError(f"no user {username!r}")
         user.disabled = disabled
+        session.commit()
+        return _info(user)
+
+
+def change_scopes(
+    sessions: sessionmaker[Session],
+    username: str,
+    *,
+    grant: list[str] | None = None,
+    revoke: list[str] | None = None,
+) -> UserInfo:
+    """Add ``grant`` to and remove ``revoke`` from a user's scopes.
+
+    Takes effect on the next request once the user cache expires (``RAKUTEN_USER_CACHE_SECONDS``):
+    a revoked scope stops working with the tokens already issued, while a granted one needs a new
+    token (a token carries the scopes it was issued with).
+    """
+    added, removed = validate_scopes(grant or []), validate_scopes(revoke or [])
+    with sessions() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise UserNotFoundError(f"no user {username!r}")
+        user.scopes = " ".join(sorted((set(user.scope_list) | set(added)) - set(removed)))
         session.commit()
         return _info(user)
 

@@ -22,7 +22,7 @@ from rakuten_serve.ratelimit import FailedLoginLimit, client_key
 from rakuten_serve.schemas import ErrorResponse, TokenResponse
 from rakuten_serve.settings import ServeSettings
 from rakuten_serve.tokens import create_access_token
-from rakuten_serve.users import get_credentials
+from rakuten_serve.users import SCOPES, get_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def build_router(
         summary="Exchange a user name and password for a bearer token",
         description=(
             "OAuth2 password flow (form fields `username`, `password`, optional `scope`, a "
-            "space-separated subset of `predict admin`; default: all the user's scopes). "
+            f"space-separated subset of `{' '.join(SCOPES)}`; the token gets the ones the user "
+            "holds; default: all the user's scopes). "
             "Send the token as `Authorization: Bearer <token>`; it is never accepted in a URL. "
             f"Rate limit per client address: {settings.token_rate_limit}; failed attempts per "
             f"user name: {settings.token_user_rate_limit}."
