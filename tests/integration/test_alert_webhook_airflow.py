@@ -4,7 +4,13 @@ A real ``alertmanager`` (Debian package) routes a firing drift alert to the webh
 uvicorn), presenting the bearer token it reads from a file; the webhook triggers
 ``rakuten_retrain`` on a real ``airflow webserver`` (basic auth, service account with the
 ``User`` role). No scheduler runs, so the run stays queued: a second notification must not
-start a second run. A wrong Airflow password is a 502 that names no secret.
+start a second run (the cooldown is off here, so that it is Airflow's dedupe that refuses it).
+A wrong Airflow password is a 502 that names no secret.
+
+Prometheus is a stand-in (tests/utils/webhook_peers.py) showing both retrain alerts firing: the
+webhook acts only on alerts Prometheus vouches for, and what is tested here is Airflow's side.
+Refusals of alerts Prometheus does not show firing, with a real Alertmanager, are in
+tests/integration/test_alert_webhook_alertmanager.py.
 """
 
 from __future__ import annotations
@@ -38,11 +44,13 @@ from tests.utils.live_server import live_server
 from tests.utils.postgres import free_port
 from tests.utils.processes import stop_process, wait_http_ok
 from tests.utils.prometheus_stack import start_alertmanager
+from tests.utils.webhook_peers import FakePrometheus, prometheus_alert
 
 # minutes on an idle 2-core machine; a loaded one needs far more (fixtures included)
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(3600)]
 AUTH = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 BOT = "retrain-bot"
+MONITOR = {"job": "monitor", "instance": "monitor:9108"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,17 @@ class Airflow:
         assert response.status_code == 200, response.text
         runs: list[dict[str, object]] = response.json()["dag_runs"]
         return runs
+
+
+@pytest.fixture(scope="module")
+def prometheus() -> Iterator[FakePrometheus]:
+    """Prometheus holding both retrain alerts firing, as the monitor's figures would make it."""
+    firing = [
+        prometheus_alert("RakutenDriftAboveThreshold", **MONITOR, feature="no_description"),
+        prometheus_alert("RakutenLiveAccuracyLow", **MONITOR),
+    ]
+    with FakePrometheus(firing) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +107,15 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
 
 
 def test_a_firing_drift_alert_triggers_one_retrain_and_no_second(
-    airflow: Airflow, tmp_path: Path
+    airflow: Airflow, prometheus: FakePrometheus, tmp_path: Path
 ) -> None:
-    settings = webhook_settings(tmp_path, airflow.url, airflow_username=BOT)
+    settings = webhook_settings(
+        tmp_path,
+        airflow.url,
+        airflow_username=BOT,
+        prometheus_url=prometheus.url,
+        alert_webhook_cooldown_s=0,
+    )
     with live_server(create_webhook_app(settings), health_path="/health") as webhook:
         am_config = tmp_path / "alertmanager.yml"
         am_config.write_text(
@@ -130,9 +155,11 @@ def test_a_firing_drift_alert_triggers_one_retrain_and_no_second(
 
 
 def test_a_wrong_airflow_password_is_a_502_naming_no_secret(
-    airflow: Airflow, tmp_path: Path
+    airflow: Airflow, prometheus: FakePrometheus, tmp_path: Path
 ) -> None:
-    settings = webhook_settings(tmp_path, airflow.url, airflow_username=BOT)
+    settings = webhook_settings(
+        tmp_path, airflow.url, airflow_username=BOT, prometheus_url=prometheus.url
+    )
     assert settings.airflow_password_file is not None
     settings.airflow_password_file.write_text("not-the-password\n", encoding="utf-8")
     with live_server(create_webhook_app(settings), health_path="/health") as webhook:

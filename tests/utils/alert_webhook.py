@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +10,15 @@ from rakuten_monitor.webhook_settings import WebhookSettings
 
 WEBHOOK_TOKEN = "webhook-token-for-tests-0123456789abcdef-xyz"
 AIRFLOW_PASSWORD = "airflow service account password for tests"
+PROMETHEUS_PASSWORD = "prometheus basic auth password for tests"
 
 
 def webhook_settings(tmp_path: Path, airflow_url: str, **overrides: Any) -> WebhookSettings:
-    """Settings with both secrets in files under ``tmp_path``; no .env file is read."""
+    """Settings with both secrets in files under ``tmp_path``; no .env file is read.
+
+    ``prometheus_url`` is left to the caller (an override): the webhook refuses to start without
+    it, and each test says which Prometheus, real or stand-in, vouches for its alerts.
+    """
     token_file = tmp_path / "webhook_token"
     token_file.write_text(WEBHOOK_TOKEN + "\n", encoding="utf-8")
     password_file = tmp_path / "airflow_password"
@@ -30,8 +36,13 @@ def webhook_settings(tmp_path: Path, airflow_url: str, **overrides: Any) -> Webh
     return WebhookSettings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def notification(*alerts: tuple[str, str]) -> dict[str, Any]:
-    """An Alertmanager (v4) webhook payload with ``(alertname, status)`` alerts."""
+def notification(
+    *alerts: tuple[str, str], labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """An Alertmanager (v4) webhook payload with ``(alertname, status)`` alerts.
+
+    Each alert has ``severity`` and ``component`` as the rules set them, plus ``labels``.
+    """
     return {
         "version": "4",
         "groupKey": '{}:{alertname="x"}',
@@ -44,7 +55,12 @@ def notification(*alerts: tuple[str, str]) -> dict[str, Any]:
         "alerts": [
             {
                 "status": status,
-                "labels": {"alertname": name, "severity": "warning", "component": "model"},
+                "labels": {
+                    "alertname": name,
+                    "severity": "warning",
+                    "component": "model",
+                    **(labels or {}),
+                },
                 "annotations": {"summary": name},
                 "startsAt": "2026-11-28T10:00:00Z",
                 "endsAt": "0001-01-01T00:00:00Z",

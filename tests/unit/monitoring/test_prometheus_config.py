@@ -3,14 +3,19 @@ the shape the compose stack and the other services rely on."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from rakuten_core.job_metrics import JOBS, failure_registry, success_registry
+from rakuten_monitor.webhook_settings import DEFAULT_RETRAIN_ALERTS
+from rakuten_train.loop_report import retrain_run
 from tests.utils.monitoring import (
     ALERTMANAGER_YML,
+    MONITOR_METRICS,
     PROMETHEUS_YML,
     RULE_TESTS_DIR,
     RULES_DIR,
@@ -18,6 +23,7 @@ from tests.utils.monitoring import (
     load_yaml,
     metric_names,
     scrape_jobs,
+    selectors,
 )
 
 
@@ -112,6 +118,60 @@ def test_scrape_jobs_follow_the_platform_contract() -> None:
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
     targets = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert targets == ["alertmanager:9093"]
+
+
+def _pushed_metric_names() -> set[str]:
+    """Every series name a batch job pushes (a full retrain's figures included), per the code."""
+    gate = {
+        "model_name": "rakuten-multimodal",
+        "decision": "promote",
+        "checks": {
+            "test_split": {"challenger_f1": 0.8, "champion_f1": 0.7, "rows": 10},
+            "holdout": {"rows": 5},
+        },
+    }
+    run = retrain_run(gate, outcome="promoted", served_version="7")
+    registries = [
+        success_registry(run, duration_s=1, finished_at=2),
+        failure_registry(finished_at=3),
+    ]
+    names = {s.name for r in registries for family in r.collect() for s in family.samples}
+    return names | {"push_time_seconds", "push_failure_time_seconds"}  # the gateway's, per group
+
+
+def test_the_pushgateway_scrape_keeps_only_the_batch_jobs_figures() -> None:
+    """honor_labels lets a pusher choose its job label: only batch jobs' figures get through.
+
+    Both allow-lists are tied to the code (rakuten_core.job_metrics, rakuten_train.loop_report):
+    a job or a figure added there fails here until prometheus.yml lists it; job="monitor" and
+    the monitor's figures (what the retrain alerts read) can never come from a push.
+    """
+    jobs = scrape_jobs(load_yaml(PROMETHEUS_YML))
+    assert [name for name, job in jobs.items() if job.get("honor_labels")] == ["pushgateway"]
+    for name, job in jobs.items():
+        if name != "pushgateway":
+            assert "metric_relabel_configs" not in job, name
+    by_job, by_name = jobs["pushgateway"]["metric_relabel_configs"]
+    assert by_job["action"] == by_name["action"] == "keep"
+    assert by_job["source_labels"] == ["job"] and by_name["source_labels"] == ["__name__"]
+    allowed_jobs = by_job["regex"].split("|")
+    assert all(re.fullmatch(r"[a-z_]+", job) for job in allowed_jobs), by_job["regex"]
+    assert set(allowed_jobs) == JOBS | {"pushgateway"}  # the gateway's own metrics: its job
+    # Prometheus anchors a relabelling regex at both ends: fullmatch
+    kept = re.compile(by_name["regex"])
+    pushed = _pushed_metric_names()
+    assert {n for n in pushed if not kept.fullmatch(n)} == set()
+    never = MONITOR_METRICS | {"ALERTS", "ALERTS_FOR_STATE", "up", "rakuten_model_ready"}
+    assert {n for n in never if kept.fullmatch(n)} == set()
+
+
+@pytest.mark.parametrize("alert", DEFAULT_RETRAIN_ALERTS)
+def test_the_alerts_that_retrain_read_only_the_monitor_s_series(alert: str) -> None:
+    (rule,) = [r for r in alert_rules() if r["alert"] == alert]
+    found = selectors(rule["expr"])
+    assert found, alert
+    for selector in found:
+        assert 'job="monitor"' in selector, f"{alert}: {selector} is not the monitor's"
 
 
 def test_amtool_accepts_the_config_and_routes_by_severity() -> None:

@@ -7,7 +7,7 @@ appears in a URL, a log line or an error message.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ class AirflowError(RuntimeError):
 class AirflowClient:
     base_url: str
     username: str
-    password: str
+    password: str = field(repr=False)  # not in the repr either
     dag_id: str
     timeout_s: float = 30.0
 
