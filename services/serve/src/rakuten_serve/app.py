@@ -185,11 +185,16 @@ def create_app(
             engine.dispose()
             heap.unfreeze()
 
+    # The interactive pages (/docs, /redoc) load their scripts from a CDN without integrity
+    # checks: served in development only. /openapi.json stays, for clients and generators.
+    pages = settings.is_development
     app = FastAPI(
         title="Rakuten product classification API",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url="/docs" if pages else None,
+        redoc_url="/redoc" if pages else None,
     )
     app.state.serve = state
     app.state.limiter = limiter

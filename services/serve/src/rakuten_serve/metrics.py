@@ -24,6 +24,7 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 AUTH_FAILURE_REASONS = (
     "bad_credentials",  # POST /token: wrong user name or password, or user disabled
+    "service_account_at_edge",  # POST /token: a service account's login through the proxy
     "missing_token",  # no bearer token on a protected route
     "invalid_token",  # malformed, badly signed or expired token
     "user_rejected",  # valid token of a user now unknown or disabled

@@ -94,6 +94,14 @@ class ServeSettings(RakutenSettings):
         description="Failed /token attempts allowed per user name (whatever the client address).",
     )
     rate_limit_enabled: bool = True
+    service_accounts: frozenset[str] = Field(
+        default=frozenset(),
+        description="Comma-separated user names of service accounts (the retraining loop's "
+        "retrain-bot). They log in only from inside the stack: a /token request for one of them "
+        "that came through the proxy (which marks every request with the X-Rakuten-Edge header) "
+        "is refused without checking the password and without counting a failed attempt, so "
+        "strangers can neither guess their password nor lock them out.",
+    )
 
     # --- micro-batching
     batch_enabled: bool = True
@@ -176,6 +184,13 @@ class ServeSettings(RakutenSettings):
     def _formats_from_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(part.strip().upper() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("service_accounts", mode="before")
+    @classmethod
+    def _names_from_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("image_store_dir", mode="before")

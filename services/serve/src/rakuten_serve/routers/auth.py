@@ -3,6 +3,9 @@
 An unknown user, a wrong password and a disabled user get the same answer in about the same
 time (a dummy bcrypt hash of the same cost is checked for unknown users). Failed attempts are
 counted per user name, so guessing one account's password from many addresses is limited too.
+Service accounts (``RAKUTEN_SERVICE_ACCOUNTS``) log in from inside the stack only: through the
+proxy, which marks every request it forwards with :data:`EDGE_HEADER`, their login is refused
+before any password check and counts no failure, so nobody outside can lock them out.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ from rakuten_serve.tokens import create_access_token
 from rakuten_serve.users import SCOPES, get_credentials
 
 logger = logging.getLogger(__name__)
+
+# Set by the proxy on every request it forwards, overwriting whatever the client sent
+# (docker/proxy/conf/routes.conf); requests from inside the stack do not carry it.
+EDGE_HEADER = "X-Rakuten-Edge"
 
 
 def build_router(
@@ -58,6 +65,13 @@ def build_router(
         form: Annotated[OAuth2PasswordRequestForm, Depends()],
         state: StateDep,
     ) -> TokenResponse:
+        if form.username in settings.service_accounts and request.headers.get(EDGE_HEADER):
+            state.telemetry.auth_failed("service_account_at_edge")
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "incorrect user name or password, or user disabled",
+                {"WWW-Authenticate": "Bearer"},
+            )
         wait = failed_logins.retry_after(form.username)
         if wait is not None:
             state.telemetry.rate_limited("/token")
