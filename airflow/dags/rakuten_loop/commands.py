@@ -22,6 +22,40 @@ from rakuten_loop.config import LoopConfig
 logger = logging.getLogger(__name__)
 _USERINFO = re.compile(r"(://)[^/@\s]+@")
 
+# What a step inherits from the Airflow worker's environment: the project's own settings, the
+# tracking server, the database password file, locale, certificates and numeric-library knobs.
+# Nothing else (Airflow's configuration, its database connection, its secret-key command, the
+# loop's and the webhook's own settings): the steps decode images that users sent, so they get
+# only what they need.
+_PASSED = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "LANG",
+        "TZ",
+        "TMPDIR",
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_EXPERIMENT_NAME",
+        "PGPASSFILE",
+        "PYTHONUNBUFFERED",
+        "PYTHONDONTWRITEBYTECODE",
+    }
+)
+_PASSED_PREFIXES = ("RAKUTEN_", "LC_", "OPENBLAS_", "OMP_", "TF_", "COVERAGE_")
+_WITHHELD_PREFIXES = ("RAKUTEN_LOOP_", "RAKUTEN_AIRFLOW_", "RAKUTEN_ALERT_WEBHOOK_")
+
+
+def step_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The allow-listed part of ``environ`` a step's subprocess gets."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if (name in _PASSED or name.startswith(_PASSED_PREFIXES))
+        and not name.startswith(_WITHHELD_PREFIXES)
+    }
+
 
 def redact(text: str) -> str:
     """``text`` with any ``user:password@`` of a URL removed: what may reach a log."""
@@ -44,11 +78,10 @@ def run(
     extra_env: Mapping[str, str] | None = None,
 ) -> int:
     """Run ``args`` in the project's checkout; returns its exit code (one of ``ok_codes``)."""
-    env = dict(os.environ)
+    env = step_environment(os.environ)  # never PYTHONPATH: Airflow's paths stay out
     if config.bin_dir is not None:
         env["PATH"] = f"{config.bin_dir}{os.pathsep}{env.get('PATH', '')}"
         env["VIRTUAL_ENV"] = str(config.bin_dir.parent)
-    env.pop("PYTHONPATH", None)  # Airflow's own paths must not leak into the project's Python
     env.update(extra_env or {})
     logger.info("running `%s` in %s", redact(" ".join(args)), config.workdir)
     with subprocess.Popen(

@@ -7,6 +7,7 @@ serve processes is in tests/integration/test_retrain_dag.py.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,3 +78,41 @@ def test_settings_need_a_checkout_and_a_password_file(
         config.serve_password()
     (tmp_path / "pw").write_text("hunter2 with spaces\n", encoding="utf-8")
     assert config.serve_password() == "hunter2 with spaces"
+
+
+def test_a_step_runs_with_the_allow_listed_environment_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rakuten_loop.commands import run
+    from rakuten_loop.config import LoopConfig
+
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://airflow@db/airflow")
+    monkeypatch.setenv("AIRFLOW__WEBSERVER__SECRET_KEY_CMD", "cat /run/secrets/secret_key")
+    monkeypatch.setenv("RAKUTEN_LOOP_SERVE_PASSWORD_FILE", "/run/secrets/serve_password")
+    monkeypatch.setenv("PYTHONPATH", "/opt/airflow/site")
+    monkeypatch.setenv("RAKUTEN_MLFLOW_EXPERIMENT", "kept")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    monkeypatch.setenv("PGPASSFILE", "/run/secrets/pgpass")
+    out = tmp_path / "env.txt"
+    config = LoopConfig(
+        workdir=tmp_path,
+        bin_dir=None,
+        feedback=False,
+        database_url="",
+        images_dir=None,
+        dvc_targets=(),
+        serve_urls=(),
+        serve_username="",
+        serve_password_file=None,
+        model_uri="",
+        reload_timeout_s=1.0,
+    )
+    script = f"import os, json; open({str(out)!r}, 'w').write(json.dumps(dict(os.environ)))"
+    run(config, [sys.executable, "-c", script], extra_env={"RAKUTEN_TRAIN_REGISTER": "false"})
+    seen = json.loads(out.read_text())
+    assert not [name for name in seen if name.startswith("AIRFLOW")]
+    assert "RAKUTEN_LOOP_SERVE_PASSWORD_FILE" not in seen and "PYTHONPATH" not in seen
+    assert seen["RAKUTEN_MLFLOW_EXPERIMENT"] == "kept"
+    assert seen["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert seen["PGPASSFILE"] == "/run/secrets/pgpass"
+    assert seen["RAKUTEN_TRAIN_REGISTER"] == "false"
