@@ -11,8 +11,10 @@ import logging
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from rakuten_core.bundle import Runtime
 from rakuten_core.schema import DESCRIPTION_MAX_CHARS, DESIGNATION_MAX_CHARS, ImageLimits
@@ -94,7 +96,7 @@ class ServeSettings(RakutenSettings):
         description="Failed /token attempts allowed per user name (whatever the client address).",
     )
     rate_limit_enabled: bool = True
-    service_accounts: frozenset[str] = Field(
+    service_accounts: Annotated[frozenset[str], NoDecode] = Field(
         default=frozenset(),
         description="Comma-separated user names of service accounts (the retraining loop's "
         "retrain-bot). They log in only from inside the stack: a /token request for one of them "
@@ -118,7 +120,10 @@ class ServeSettings(RakutenSettings):
     # --- input limits
     image_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     image_max_pixels: int = Field(default=25_000_000, gt=0)
-    image_formats: frozenset[str] = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP"})
+    # NoDecode: the environment gives "JPEG,PNG" (split by the validator below), not JSON
+    image_formats: Annotated[frozenset[str], NoDecode] = frozenset(
+        {"JPEG", "PNG", "WEBP", "GIF", "BMP"}
+    )
     designation_max_chars: int = Field(default=DESIGNATION_MAX_CHARS, gt=0)
     description_max_chars: int = Field(default=DESCRIPTION_MAX_CHARS, gt=0)
 
@@ -185,6 +190,12 @@ class ServeSettings(RakutenSettings):
         if isinstance(value, str):
             return frozenset(part.strip().upper() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("jwt_secret", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        # RAKUTEN_JWT_SECRET= (.env.example's value) means "none given", as documented there
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("service_accounts", mode="before")
     @classmethod
