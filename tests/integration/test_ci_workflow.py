@@ -170,3 +170,16 @@ def test_every_dockerfile_of_the_repository_is_published() -> None:
     assert found <= set(IMAGES.values())
     listed = set(re.findall(r'"\w+=([\w/]+/Dockerfile)"', PUBLISH_SCRIPT.read_text()))
     assert listed == set(IMAGES.values())
+
+
+def test_actions_are_pinned_by_commit_and_no_workflow_inherits_every_secret() -> None:
+    """A tag can be moved to other code; a commit cannot. Secrets go by name, one by one."""
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        text = path.read_text()
+        assert not re.search(r"(?m)^\s*secrets:\s*inherit\b", text), path.name
+        for ref in re.findall(r"(?m)^\s*(?:-\s*)?uses:\s*(\S+)", text):
+            if ref.startswith("./"):
+                continue  # a workflow of this repository
+            action, _, version = ref.partition("@")
+            assert re.fullmatch(r"[0-9a-f]{40}", version), f"{path.name}: {ref} is not a commit"
+            assert action.count("/") >= 1, ref
