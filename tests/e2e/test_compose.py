@@ -96,7 +96,9 @@ def test_proxy_keeps_metrics_and_admin_routes_internal(stack: Stack) -> None:
     with httpx.Client(base_url=f"http://127.0.0.1:{stack.ports['http']}", timeout=30) as plain:
         response = plain.get("/health/live")
         assert response.status_code == 301
-        assert response.headers["location"].startswith("https://")
+        # to the port HTTPS is published on, not the container's 443
+        expected = f"https://127.0.0.1:{stack.ports['https']}/health/live"
+        assert response.headers["location"] == expected
 
 
 def test_prediction_through_the_proxy_is_recorded_in_postgres(stack: Stack) -> None:
@@ -130,8 +132,9 @@ def test_replicas_share_rate_limits_and_the_proxy_spreads_requests(stack: Stack)
     # Redis holds the counters: the replicas together allow PREDICT_LIMIT, not one each.
     assert statuses.count(200) == PREDICT_LIMIT, statuses
     assert set(statuses) == {200, 429}, statuses
+    edge = stack.network("edge")  # the proxy reaches the replicas on that network only
     replicas = {
-        stack.inspect(c, "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}") + ":8000"
+        stack.inspect(c, f'{{{{(index .NetworkSettings.Networks "{edge}").IPAddress}}}}') + ":8000"
         for c in stack.container_ids("serve")
     }
     lines = (stack.logs / "proxy.log").read_text().splitlines()
@@ -252,8 +255,12 @@ def test_proxy_serves_plain_http_without_a_certificate(stack: Stack) -> None:
     )
     plain = Stack(**{**stack.__dict__, "env_file": plain_env})
     plain.compose("up", "-d", "--no-deps", "proxy", timeout=300)
-    wait_healthy(plain, "proxy", 1, time.monotonic() + 120)
-    with httpx.Client(base_url=f"http://127.0.0.1:{stack.ports['http']}", timeout=30) as client:
-        assert client.get("/health/ready").status_code == 200
-        assert client.get("/metrics").status_code == 404
-        assert "text/html" in client.get("/").headers["content-type"]
+    try:
+        wait_healthy(plain, "proxy", 1, time.monotonic() + 120)
+        with httpx.Client(base_url=f"http://127.0.0.1:{stack.ports['http']}", timeout=30) as client:
+            assert client.get("/health/ready").status_code == 200
+            assert client.get("/metrics").status_code == 404
+            assert "text/html" in client.get("/").headers["content-type"]
+    finally:  # the attack suite runs on the same stack, over TLS
+        stack.compose("up", "-d", "--no-deps", "proxy", timeout=300)
+        wait_healthy(stack, "proxy", 1, time.monotonic() + 120)

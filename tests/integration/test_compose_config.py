@@ -151,7 +151,7 @@ def test_only_the_proxy_and_admin_uis_are_published(resolved: dict[str, Any]) ->
     for name in ("mlflow", "prometheus", "alertmanager", "grafana", "airflow-webserver"):
         for host_ip, _ in _ports(services[name]):
             assert host_ip == "127.0.0.1", f"{name}'s UI is published beyond loopback"
-    assert {target for _, target in _ports(services["proxy"])} == {"80", "443"}
+    assert {target for _, target in _ports(services["proxy"])} == {"8080", "8443"}
 
 
 def test_no_socket_and_no_host_path_outside_the_repository() -> None:
@@ -234,9 +234,8 @@ def test_tensorflow_images_share_their_dependency_layer() -> None:
 def test_dockerfiles_run_as_non_root_from_pinned_python() -> None:
     for path in DOCKERFILES:
         text = path.read_text()
-        if path.parent.name == "proxy":
-            continue  # nginx's master process needs root for its ports; workers drop it
-        assert "ARG PYTHON_IMAGE=python:3.11." in text and "-slim" in text, path
+        if path.parent.name != "proxy":  # the proxy is nginx's image
+            assert "ARG PYTHON_IMAGE=python:3.11." in text and "-slim" in text, path
         final_stage = text.rsplit("\nFROM ", 1)[1]
         users = re.findall(r"(?m)^USER (\S+)$", final_stage)
         assert users and users[-1] not in ("root", "0"), f"{path}: final stage runs as root"
@@ -317,3 +316,34 @@ def test_the_scheduler_starts_after_the_first_champion(resolved: dict[str, Any])
     retrain must find the stack's own first training done, not race it."""
     needs = resolved["services"]["airflow-scheduler"]["depends_on"]
     assert needs["train"]["condition"] == "service_completed_successfully"
+
+
+def test_the_production_override_pins_every_base_image_by_digest() -> None:
+    """docker-compose.prod.yml: each base image the project names (compose file and
+    Dockerfiles), with the same tag, at a digest; resolved together with the main file."""
+    override = (REPO_ROOT / "docker-compose.prod.yml").read_text()
+    pinned = dict(re.findall(r"([a-z0-9./_-]+:[A-Za-z0-9._-]+)@(sha256:[0-9a-f]{64})", override))
+    assert set(base_images()) == set(pinned), set(base_images()) ^ set(pinned)
+    compose = ensure_compose_cli()
+    result = run(
+        [
+            compose,
+            "-f",
+            str(COMPOSE_FILE),
+            "-f",
+            str(REPO_ROOT / "docker-compose.prod.yml"),
+            "--env-file",
+            str(ENV_EXAMPLE),
+            "config",
+        ],
+        timeout=60,
+    )
+    merged = yaml.safe_load(result.stdout)["services"]
+    for name, service in merged.items():
+        image = service["image"]
+        if "build" in service:
+            args = service["build"].get("args", {})
+            base = args.get("PYTHON_IMAGE") or args.get("NGINX_IMAGE")
+            assert base and "@sha256:" in base, f"{name} builds on an unpinned base"
+        else:
+            assert "@sha256:" in image, f"{name} runs {image} by tag"

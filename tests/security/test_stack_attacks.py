@@ -1,0 +1,349 @@
+"""Attacks on the compose stack as the quick start runs it (real engine, slow; docs/security.md).
+
+The session's stack (tests/utils/compose_stack.py) is started with the quick start's settings:
+no secret is given, so the stack runs on the secrets it generated. Each test is an attack with
+the answer the stack must give: a token signed with any value the repository publishes, the
+proxy reaching the databases, a container with more than it needs, a database role writing
+what it should only read, Redis without its password, a label from a user who may only
+predict, a drift figure pushed to the Pushgateway as if it came from the monitor.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from jose import jwt
+
+from tests.utils.compose import run
+from tests.utils.compose_stack import IMAGE_TAG, Stack, create_user, predict, psql, token
+from tests.utils.paths import REPO_ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(2700)]
+
+# Values the repository published as secrets before the stack generated its own (the old
+# .env.example): their digests stay in rakuten_core's published list.
+FORMERLY_PUBLISHED = (
+    "example-only-jwt-secret-replace-before-production",
+    "example-only-postgres-password",
+    "example-only-grafana-password",
+    "example-airflow-admin-password",
+    "example-only-airflow-secret-key-replace-me",
+)
+# What each container may keep: capabilities added back (the reason is in docker-compose.yml)
+# and the user it runs as (root only where the image's entrypoint must switch user itself).
+ALLOWED_CAPS = {
+    "secrets": {"CHOWN"},
+    "init-logs": {"CHOWN"},
+    "postgres": {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"},
+}
+ROOT_ALLOWED = {"secrets", "init-logs", "postgres", "db-roles"}
+# the offline stand-ins of these images have no USER (the official ones run as nobody)
+ROOT_IN_STAND_IN = {"prometheus", "alertmanager", "pushgateway"}
+
+
+def _published_values() -> set[str]:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    try:
+        import published_secrets  # noqa: PLC0415 - the project's script, found on its path
+    finally:
+        sys.path.remove(str(REPO_ROOT / "scripts"))
+    return published_secrets.published_values(REPO_ROOT) | set(FORMERLY_PUBLISHED)
+
+
+def _forge(key: str, subject: str, scopes: list[str]) -> str:
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "scopes": scopes,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=10)).timestamp()),
+    }
+    return str(jwt.encode(claims, key, algorithm="HS256"))
+
+
+def test_a_token_signed_with_any_published_value_is_refused(compose_stack: Stack) -> None:
+    stack = compose_stack
+    password = secrets.token_urlsafe(18)
+    create_user(stack, "attack-target", password, "predict", "admin")
+    values = _published_values()
+    assert len(values) >= 10  # the scan really found the repository's values
+    with stack.https() as client:
+        # the control: the same forging code with the stack's real key is accepted
+        real = _forge(stack.secret_values["jwt_secret"], "attack-target", ["predict"])
+        assert predict(client, real).status_code == 200
+        for value in sorted(values):
+            forged = _forge(value, "attack-target", ["predict", "admin"])
+            response = predict(client, forged)
+            assert response.status_code == 401, (value[:4], response.status_code)
+    assert stack.secret_values["jwt_secret"] not in values
+
+
+def test_no_published_value_is_a_password_of_postgres_or_redis(compose_stack: Stack) -> None:
+    stack = compose_stack
+    candidates = [*FORMERLY_PUBLISHED, "rakuten", "postgres"]
+    probe = (
+        "import os, sys, psycopg\n"
+        "for pw in sys.stdin.read().split():\n"
+        "    for user in ('postgres', 'rakuten', 'rakuten_serve', 'rakuten_owner'):\n"
+        "        try:\n"
+        "            psycopg.connect(host='postgres', dbname='postgres', user=user, password=pw,\n"
+        "                            connect_timeout=5, passfile='/dev/null').close()\n"
+        "            print('ACCEPTED', user)\n"
+        "        except psycopg.OperationalError:\n"
+        "            pass\n"
+        "import redis\n"
+        "try:\n"
+        "    redis.Redis(host='redis', socket_timeout=5).ping()\n"
+        "    print('REDIS OPEN')\n"
+        "except redis.AuthenticationError:\n"
+        "    print('REDIS NEEDS A PASSWORD')\n"
+    )
+    out = stack.compose(
+        "exec", "-T", "serve", "python", "-c", probe, input_text="\n".join(candidates)
+    )
+    assert "ACCEPTED" not in out and "REDIS OPEN" not in out, out
+    assert "REDIS NEEDS A PASSWORD" in out, out
+
+
+def test_the_proxy_cannot_reach_postgres_or_redis(compose_stack: Stack) -> None:
+    stack = compose_stack
+    (proxy,) = stack.container_ids("proxy")
+    addresses = {
+        service: stack.inspect(
+            stack.container_ids(service)[0],
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+        ).split()
+        for service in ("postgres", "redis", "mlflow")
+    }
+    targets = [("postgres", 5432), ("redis", 6379), ("mlflow", 5000)]
+    targets += [(ip, port) for (name, port) in targets for ip in addresses[name]]
+    for host, port in targets:
+        result = run(
+            [
+                "docker",
+                "exec",
+                proxy,
+                "timeout",
+                "5",
+                "bash",
+                "-c",
+                f"exec 3<>/dev/tcp/{host}/{port}",
+            ],
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode != 0, f"the proxy opened {host}:{port}"
+    # the control: the proxy does reach serve
+    reach = run(
+        ["docker", "exec", proxy, "timeout", "5", "bash", "-c", "exec 3<>/dev/tcp/serve/8000"],
+        timeout=60,
+        check=False,
+    )
+    assert reach.returncode == 0, reach.stderr
+
+
+def _inspect_all(stack: Stack) -> dict[str, list[dict[str, Any]]]:
+    ids = run(
+        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={stack.project}"],
+        timeout=60,
+    ).stdout.split()
+    # `compose run` leaves nothing behind (--rm); every container here is a service's
+    details = json.loads(run(["docker", "inspect", *ids], timeout=60).stdout)
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for container in details:
+        service = container["Config"]["Labels"]["com.docker.compose.service"]
+        by_service.setdefault(service, []).append(container)
+    return by_service
+
+
+def test_every_container_runs_with_least_privilege(compose_stack: Stack) -> None:
+    by_service = _inspect_all(compose_stack)
+    assert set(compose_stack.services) <= set(by_service), sorted(by_service)
+    for service, containers in by_service.items():
+        for container in containers:
+            host = container["HostConfig"]
+            assert [c.upper() for c in host["CapDrop"] or []] == ["ALL"], service
+            added = {c.upper().removeprefix("CAP_") for c in host["CapAdd"] or []}
+            assert added <= ALLOWED_CAPS.get(service, set()), (service, added)
+            assert "no-new-privileges:true" in (host["SecurityOpt"] or []), service
+            assert host["ReadonlyRootfs"] is True, service
+            assert host["Memory"] > 0, service
+            assert host["PidsLimit"] and host["PidsLimit"] > 0, service
+            assert not host["Privileged"], service
+            user = container["Config"]["User"] or "root"
+            if service not in ROOT_ALLOWED | ROOT_IN_STAND_IN:
+                assert user.split(":")[0] not in ("", "0", "root"), f"{service} runs as root"
+            networks = set(container["NetworkSettings"]["Networks"])
+            assert not any(name.endswith("_default") for name in networks), service
+            if service == "proxy":
+                assert networks == {compose_stack.network("edge")}
+            if service in ("postgres", "redis"):
+                assert networks == {compose_stack.network("db")}
+
+
+def test_database_roles_hold_only_what_their_service_needs(compose_stack: Stack) -> None:
+    stack = compose_stack
+    assert psql(stack, "SELECT count(*) >= 0 FROM predictions", role="rakuten_monitor") == "t"
+    for statement in (
+        "INSERT INTO feedback (request_id) VALUES ('x')",
+        "DELETE FROM users",
+        "CREATE TABLE intruder (id int)",
+    ):
+        out = psql(stack, statement, role="rakuten_monitor", check=False)
+        assert "permission denied" in out, (statement, out)
+    for statement in ("CREATE TABLE intruder (id int)", "DROP TABLE users"):
+        out = psql(stack, statement, role="rakuten_serve", check=False)
+        assert "permission denied" in out or "must be owner" in out, (statement, out)
+    superusers = psql(stack, "SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolsuper")
+    assert superusers == "postgres"
+    # and the services really connect as their roles
+    sessions = psql(
+        stack,
+        "SELECT string_agg(DISTINCT usename, ',' ORDER BY usename) FROM pg_stat_activity "
+        "WHERE datname = 'rakuten' AND usename <> 'postgres'",
+    )
+    assert set(sessions.split(",")) <= {"rakuten_serve", "rakuten_monitor"}, sessions
+
+
+def test_a_user_who_may_only_predict_cannot_label(compose_stack: Stack) -> None:
+    stack = compose_stack
+    password = secrets.token_urlsafe(18)
+    create_user(stack, "attack-predict-only", password, "predict")
+    with stack.https() as client:
+        bearer = token(client, "attack-predict-only", password)
+        answered = predict(client, bearer)
+        assert answered.status_code == 200, answered.text
+        response = client.post(
+            "/feedback",
+            headers={"Authorization": f"Bearer {bearer}"},
+            json={"request_id": answered.json()["request_id"], "prdtypecode": 10},
+        )
+    assert response.status_code == 403, response.text
+    rows = psql(stack, "SELECT count(*) FROM feedback WHERE username = 'attack-predict-only'")
+    assert rows == "0"
+
+
+def _prometheus(stack: Stack, query: str) -> list[dict[str, Any]]:
+    with stack.admin("prometheus") as prometheus:
+        response = prometheus.get("/api/v1/query", params={"query": query})
+    assert response.status_code == 200, response.text
+    result: list[dict[str, Any]] = response.json()["data"]["result"]
+    return result
+
+
+def test_a_drift_figure_pushed_as_the_monitor_never_reaches_the_rules(
+    compose_stack: Stack,
+) -> None:
+    stack = compose_stack
+    body = 'rakuten_drift_score{feature="text_length"} 9\n'
+    for job in ("monitor", "rakuten_train"):
+        pushed = run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                stack.network("backend"),
+                "--entrypoint",
+                "python",
+                f"rakuten-data:{IMAGE_TAG}",
+                "-c",
+                "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request("
+                f"'http://pushgateway:9091/metrics/job/{job}', data=sys.stdin.read().encode(),"
+                " method='PUT'), timeout=10)",
+            ],
+            timeout=120,
+            input_text=body,
+        )
+        assert pushed.returncode == 0
+    # the Pushgateway holds them; Prometheus scrapes it every 15 s (monitoring/prometheus)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        seen = _prometheus(stack, 'rakuten_drift_score{feature="text_length"} == 9')
+        assert not seen, seen
+        scraped = _prometheus(stack, 'up{job="pushgateway"} == 1')
+        time.sleep(10)
+    assert scraped
+    with stack.admin("prometheus") as prometheus:
+        alerts = prometheus.get("/api/v1/alerts").json()["data"]["alerts"]
+    assert not [a for a in alerts if a["labels"]["alertname"] == "RakutenDriftAboveThreshold"]
+
+
+def test_the_quick_start_publishes_only_on_loopback(compose_stack: Stack) -> None:
+    by_service = _inspect_all(compose_stack)
+    for service, containers in by_service.items():
+        for container in containers:
+            for bindings in (container["HostConfig"]["PortBindings"] or {}).values():
+                for binding in bindings or []:
+                    assert binding["HostIp"] == "127.0.0.1", (service, binding)
+    with httpx.Client(timeout=10) as client:
+        assert client.get(f"http://127.0.0.1:{compose_stack.ports['http']}/").status_code in (
+            200,
+            301,
+        )
+
+
+def _proxy_log_lines(stack: Stack, marker: str) -> list[str]:
+    return [line for line in (stack.logs / "proxy.log").read_text().splitlines() if marker in line]
+
+
+def test_the_proxy_refuses_a_request_without_a_bearer_before_serve_reads_it(
+    compose_stack: Stack,
+) -> None:
+    stack = compose_stack
+    body = b"x" * (4 * 1024 * 1024)
+    with stack.https() as client:
+        for headers in ({}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": "Basic x"}):
+            response = client.post(
+                "/predict",
+                headers={**headers, "Content-Type": "application/octet-stream"},
+                content=body,
+            )
+            assert response.status_code == 401, (headers, response.text)
+            assert response.headers["www-authenticate"] == "Bearer"
+    # nginx answered them itself: no upstream in the proxy's access log lines
+    refused = _proxy_log_lines(stack, '"POST /predict" 401')
+    assert len([line for line in refused if "upstream=- " in line]) >= 3, refused[-5:]
+
+
+def test_a_service_account_cannot_log_in_or_be_locked_out_through_the_proxy(
+    compose_stack: Stack,
+) -> None:
+    stack = compose_stack
+    password = secrets.token_urlsafe(18)
+    create_user(stack, "retrain-bot", password, "admin")
+    with stack.https() as client:
+        for attempt in ("guess-one", "guess-two", password):
+            refused = client.post("/token", data={"username": "retrain-bot", "password": attempt})
+            assert refused.status_code == 401, refused.text
+    # from inside the stack (no proxy) the account still logs in: nothing was locked
+    probe = (
+        "import sys, urllib.parse, urllib.request\n"
+        "data = urllib.parse.urlencode({'username': 'retrain-bot',"
+        " 'password': sys.stdin.read().strip()}).encode()\n"
+        "print(urllib.request.urlopen('http://127.0.0.1:8000/token', data, timeout=30).status)\n"
+    )
+    out = stack.compose("exec", "-T", "serve", "python", "-c", probe, input_text=password)
+    assert out.strip().splitlines()[-1] == "200", out
+
+
+def test_the_proxy_limits_logins_per_client_address(compose_stack: Stack) -> None:
+    """Last of the suite: it spends this address's /token allowance for the next minute."""
+    stack = compose_stack
+    with stack.https() as client:
+        statuses = [
+            client.post("/token", data={"username": "nobody", "password": "not-it"}).status_code
+            for _ in range(40)
+        ]
+    assert 429 in statuses, statuses
+    by_proxy = [
+        line for line in _proxy_log_lines(stack, '"POST /token" 429') if "upstream=- " in line
+    ]
+    assert by_proxy, "the 429s all came from serve, none from the proxy's limit"
