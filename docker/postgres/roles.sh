@@ -8,7 +8,7 @@
 #   rakuten_owner    owns database rakuten and its schema: the migrations (migrate) run as it
 #   rakuten_serve    SELECT/INSERT/UPDATE/DELETE on serve's tables; creates nothing
 #   rakuten_monitor  SELECT on serve's tables
-#   mlflow           owns database mlflow
+#   mlflow           owns databases mlflow and mlflow_auth (its users and permissions)
 #   airflow          owns database airflow; SELECT on serve's tables (the feedback export)
 set -euo pipefail
 export PGUSER=postgres PGDATABASE=postgres
@@ -31,13 +31,15 @@ ALTER ROLE mlflow LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWO
 ALTER ROLE airflow LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD :'pw';
 \unset pw
 SELECT format('CREATE DATABASE %I OWNER %I', d, o)
-  FROM (VALUES ('rakuten', 'rakuten_owner'), ('mlflow', 'mlflow'), ('airflow', 'airflow')) AS t(d, o)
+  FROM (VALUES ('rakuten', 'rakuten_owner'), ('mlflow', 'mlflow'), ('mlflow_auth', 'mlflow'),
+               ('airflow', 'airflow')) AS t(d, o)
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = d)
 \gexec
 ALTER DATABASE rakuten OWNER TO rakuten_owner;
 ALTER DATABASE mlflow OWNER TO mlflow;
+ALTER DATABASE mlflow_auth OWNER TO mlflow;
 ALTER DATABASE airflow OWNER TO airflow;
-REVOKE ALL ON DATABASE rakuten, mlflow, airflow FROM PUBLIC;
+REVOKE ALL ON DATABASE rakuten, mlflow, mlflow_auth, airflow FROM PUBLIC;
 GRANT CONNECT ON DATABASE rakuten TO rakuten_serve, rakuten_monitor, airflow;
 \connect rakuten
 REVOKE ALL ON SCHEMA public FROM PUBLIC;

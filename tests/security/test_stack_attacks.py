@@ -22,7 +22,15 @@ import pytest
 from jose import jwt
 
 from tests.utils.compose import run
-from tests.utils.compose_stack import IMAGE_TAG, Stack, create_user, predict, psql, token
+from tests.utils.compose_stack import (
+    IMAGE_TAG,
+    MODEL_NAME,
+    Stack,
+    create_user,
+    predict,
+    psql,
+    token,
+)
 from tests.utils.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(2700)]
@@ -347,3 +355,34 @@ def test_the_proxy_limits_logins_per_client_address(compose_stack: Stack) -> Non
         line for line in _proxy_log_lines(stack, '"POST /token" 429') if "upstream=- " in line
     ]
     assert by_proxy, "the 429s all came from serve, none from the proxy's limit"
+
+
+def test_only_the_trainer_moves_the_champion_alias(compose_stack: Stack) -> None:
+    stack = compose_stack
+    alias = "/api/2.0/mlflow/registered-models/alias"
+    model = {"name": MODEL_NAME, "alias": "champion"}
+    with stack.admin("mlflow") as admin:
+        before = admin.get(alias, params=model).json()["model_version"]["version"]
+        versions = admin.get(
+            "/api/2.0/mlflow/model-versions/search", params={"filter": f"name='{MODEL_NAME}'"}
+        ).json()["model_versions"]
+    other = next((v["version"] for v in versions if v["version"] != before), "1")
+    move = {**model, "version": other}
+    base = f"http://127.0.0.1:{stack.ports['mlflow']}"
+    # the registry's contents are not public, and nobody without credentials moves an alias
+    with httpx.Client(base_url=base, timeout=30) as anonymous:
+        assert anonymous.get(alias, params=model).status_code == 401
+        assert anonymous.post(alias, json=move).status_code == 401
+    # serve's own MLflow user reads the registry but may not write it
+    reader = ("reader", stack.secret_values["mlflow_reader_password"])
+    with httpx.Client(base_url=base, timeout=30, auth=reader) as client:
+        assert client.get(alias, params=model).status_code == 200
+        assert client.post(alias, json=move).status_code == 403
+        assert client.delete(alias, params=model).status_code == 403
+    wrong = ("trainer", "example-only-jwt-secret-replace-before-production")
+    with httpx.Client(base_url=base, timeout=30, auth=wrong) as client:
+        assert client.post(alias, json=move).status_code == 401
+    with stack.admin("mlflow") as admin:
+        assert admin.get(alias, params=model).json()["model_version"]["version"] == before
+    with stack.https() as client:
+        assert client.get("/model").json()["source"] == f"models:/{MODEL_NAME}@champion"

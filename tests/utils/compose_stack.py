@@ -100,7 +100,9 @@ class Stack:
         )
 
     def admin(self, name: str) -> httpx.Client:
-        return httpx.Client(base_url=f"http://127.0.0.1:{self.ports[name]}", timeout=30)
+        """A client of an admin UI (MLflow's as its admin user: it requires authentication)."""
+        auth = ("admin", self.secret_values["mlflow_admin_password"]) if name == "mlflow" else None
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.ports[name]}", timeout=30, auth=auth)
 
     def network(self, name: str) -> str:
         return f"{self.project}_{name}"

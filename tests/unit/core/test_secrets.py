@@ -111,6 +111,7 @@ def test_ensure_generates_once_and_gives_each_service_only_its_files(tmp_path: P
     assert pgpass == f"*:*:rakuten:rakuten_monitor:{monitor_password}"
     # the serve volume holds serve's secrets and nothing of the others
     assert sorted(p.name for p in (tmp_path / "serve").iterdir()) == [
+        "credentials",
         "pgpass",
         "rakuten_jwt_secret",
         "rakuten_redis_url",
