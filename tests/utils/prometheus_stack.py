@@ -53,6 +53,9 @@ def start_pushgateway(workdir: Path) -> Daemon:
     args = [
         _binary("prometheus-pushgateway", "pushgateway"),
         f"--web.listen-address=127.0.0.1:{port}",
+        # its own file: Debian's build persists to one shared file by default, so a gateway
+        # would start with every group an earlier test (or run) pushed
+        f"--persistence.file={workdir / 'pushgateway.data'}",
     ]
     return Daemon(args, port=port, log_path=workdir / "pushgateway.log", ready_path="/-/ready")
 
@@ -97,6 +100,7 @@ def config_for_test(
     config["alerting"]["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager]}]}]
     for name, job in jobs.items():
         job.pop("dns_sd_configs", None)
+        job.pop("basic_auth", None)  # the test's own processes run without users
         job["static_configs"] = [{"targets": list(targets[name])}]
     return config
 
