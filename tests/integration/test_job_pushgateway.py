@@ -157,3 +157,32 @@ def test_an_unreachable_gateway_never_fails_the_job(trained: Trained) -> None:
     assert code == 0, output
     log = (trained.root / "logs" / "predict.log").read_text()
     assert "could not push the rakuten_predict figures" in log
+
+
+def test_a_gateway_that_requires_a_user_takes_the_jobs_figures_only_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compose stack's Pushgateway requires a user (docs/security.md): the jobs push with
+    the one their settings name, and a push without it is refused without failing the job."""
+    from rakuten_core.job_metrics import JOB_PREDICT, JobRun, push_run
+    from rakuten_core.job_settings import JobSettings
+    from rakuten_core.secrets import generate
+    from rakuten_core.stack_secrets import render
+
+    password = generate()
+    web_config = tmp_path / "web.yml"
+    web_config.write_text(render("basic_auth_users:\n  pushgateway: {bcrypt}\n", password))
+    (tmp_path / "password").write_text(password + "\n")
+    monkeypatch.setenv("RAKUTEN_PUSHGATEWAY_USERNAME", "pushgateway")
+    monkeypatch.setenv("RAKUTEN_PUSHGATEWAY_PASSWORD_FILE", str(tmp_path / "password"))
+    settings = JobSettings(_env_file=None)  # type: ignore[call-arg]
+    auth = settings.pushgateway_auth()
+    assert auth == ("pushgateway", password)
+    run = JobRun(JOB_PREDICT)
+    run.rows = 7
+    with pushgateway(tmp_path, web_config=web_config) as url:
+        assert not push_run(url, run, succeeded=True, duration_s=1.0)
+        assert not push_run(url, run, succeeded=True, duration_s=1.0, auth=("pushgateway", "x"))
+        assert push_run(url, run, succeeded=True, duration_s=1.0, auth=auth)
+        samples = job_samples(url, JOB_PREDICT, auth=auth)
+    assert value(samples, "rakuten_job_rows") == 7

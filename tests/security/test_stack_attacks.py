@@ -246,31 +246,52 @@ def _prometheus(stack: Stack, query: str) -> list[dict[str, Any]]:
     return result
 
 
+def _push_from_inside(stack: Stack, job: str, body: str, user: str | None) -> int:
+    """HTTP status of a push to the Pushgateway from a container on the backend network."""
+    secret = stack.secret_values["pushgateway_api_password"] if user else ""
+    script = (
+        "import base64, sys, urllib.error, urllib.request\n"
+        "user, secret, body = sys.stdin.read().split('\\n', 2)\n"
+        f"request = urllib.request.Request('http://pushgateway:9091/metrics/job/{job}',"
+        " data=body.encode(), method='PUT')\n"
+        "if user:\n"
+        "    token = base64.b64encode(f'{user}:{secret}'.encode()).decode()\n"
+        "    request.add_header('Authorization', 'Basic ' + token)\n"
+        "try:\n"
+        "    print(urllib.request.urlopen(request, timeout=10).status)\n"
+        "except urllib.error.HTTPError as error:\n"
+        "    print(error.code)\n"
+    )
+    out = run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            stack.network("backend"),
+            "--entrypoint",
+            "python",
+            f"rakuten-data:{IMAGE_TAG}",
+            "-c",
+            script,
+        ],
+        timeout=120,
+        input_text=f"{user or ''}\n{secret}\n{body}",
+    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
 def test_a_drift_figure_pushed_as_the_monitor_never_reaches_the_rules(
     compose_stack: Stack,
 ) -> None:
     stack = compose_stack
     body = 'rakuten_drift_score{feature="text_length"} 9\n'
+    # without the Pushgateway's user: refused at the door
+    assert _push_from_inside(stack, "monitor", body, user=None) == 401
+    # with it (a compromised batch job holds it): accepted by the gateway, dropped by Prometheus
     for job in ("monitor", "rakuten_train"):
-        pushed = run(
-            [
-                "docker",
-                "run",
-                "--rm",
-                "--network",
-                stack.network("backend"),
-                "--entrypoint",
-                "python",
-                f"rakuten-data:{IMAGE_TAG}",
-                "-c",
-                "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request("
-                f"'http://pushgateway:9091/metrics/job/{job}', data=sys.stdin.read().encode(),"
-                " method='PUT'), timeout=10)",
-            ],
-            timeout=120,
-            input_text=body,
-        )
-        assert pushed.returncode == 0
+        assert _push_from_inside(stack, job, body, user="pushgateway") == 200
     # the Pushgateway holds them; Prometheus scrapes it every 15 s (monitoring/prometheus)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -282,6 +303,30 @@ def test_a_drift_figure_pushed_as_the_monitor_never_reaches_the_rules(
     with stack.admin("prometheus") as prometheus:
         alerts = prometheus.get("/api/v1/alerts").json()["data"]["alerts"]
     assert not [a for a in alerts if a["labels"]["alertname"] == "RakutenDriftAboveThreshold"]
+
+
+def test_prometheus_alertmanager_and_the_pushgateway_require_their_user(
+    compose_stack: Stack,
+) -> None:
+    stack = compose_stack
+    fake = [{"labels": {"alertname": "RakutenDriftAboveThreshold", "severity": "warning"}}]
+    for name, path in (("prometheus", "/api/v1/alerts"), ("alertmanager", "/api/v2/alerts")):
+        base = f"http://127.0.0.1:{stack.ports[name]}"
+        with httpx.Client(base_url=base, timeout=30) as anonymous:
+            assert anonymous.get(path).status_code == 401, name
+        wrong = (name, "example-only-grafana-password")
+        with httpx.Client(base_url=base, timeout=30, auth=wrong) as guess:
+            assert guess.get(path).status_code == 401, name
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.ports['alertmanager']}", timeout=30
+    ) as anonymous:
+        assert anonymous.post("/api/v2/alerts", json=fake).status_code == 401
+    with stack.admin("alertmanager") as alertmanager:
+        alerts = alertmanager.get("/api/v2/alerts").json()
+    assert not [a for a in alerts if a["labels"]["alertname"] == "RakutenDriftAboveThreshold"]
+    # Prometheus itself reaches all three with their users: every target up
+    up = _prometheus(stack, 'up{job=~"pushgateway|alertmanager|prometheus"} == 1')
+    assert {s["metric"]["job"] for s in up} == {"pushgateway", "alertmanager", "prometheus"}
 
 
 def test_the_quick_start_publishes_only_on_loopback(compose_stack: Stack) -> None:

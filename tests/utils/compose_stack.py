@@ -100,9 +100,18 @@ class Stack:
         )
 
     def admin(self, name: str) -> httpx.Client:
-        """A client of an admin UI (MLflow's as its admin user: it requires authentication)."""
-        auth = ("admin", self.secret_values["mlflow_admin_password"]) if name == "mlflow" else None
-        return httpx.Client(base_url=f"http://127.0.0.1:{self.ports[name]}", timeout=30, auth=auth)
+        """A client of an admin UI, as the user it requires (each password is generated)."""
+        users = {
+            "mlflow": ("admin", "mlflow_admin_password"),
+            "prometheus": ("prometheus", "prometheus_api_password"),
+            "alertmanager": ("alertmanager", "alertmanager_api_password"),
+        }
+        user, secret = users[name]
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.ports[name]}",
+            timeout=30,
+            auth=(user, self.secret_values[secret]),
+        )
 
     def network(self, name: str) -> str:
         return f"{self.project}_{name}"

@@ -6,9 +6,11 @@ do and read back what Prometheus would scrape from its ``/metrics``.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +25,12 @@ START_TIMEOUT_S = 30.0
 
 
 @contextmanager
-def pushgateway(workdir: Path) -> Iterator[str]:
-    """Run a Pushgateway for the block; yields its base URL (``http://127.0.0.1:<port>``)."""
+def pushgateway(workdir: Path, *, web_config: Path | None = None) -> Iterator[str]:
+    """Run a Pushgateway for the block; yields its base URL (``http://127.0.0.1:<port>``).
+
+    With ``web_config`` (exporter-toolkit's web configuration: basic-auth users) every request
+    needs a user, the readiness probe aside (it sees the 401 that proves the gateway is up).
+    """
     binary = shutil.which("prometheus-pushgateway")
     if binary is None:
         pytest.fail("prometheus-pushgateway not installed (scripts/system-deps.sh installs it)")
@@ -37,6 +43,7 @@ def pushgateway(workdir: Path) -> Iterator[str]:
                 binary,
                 f"--web.listen-address=127.0.0.1:{port}",
                 f"--persistence.file={workdir / 'pushgateway.data'}",
+                *([f"--web.config.file={web_config}"] if web_config else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -60,6 +67,9 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> N
             with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError as error:
+            if error.code == 401:  # up, and asking for its user
+                return
         except OSError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
@@ -68,9 +78,15 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> N
     pytest.fail(f"pushgateway did not become ready: {log_path.read_text()}")
 
 
-def job_samples(url: str, job: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+def job_samples(
+    url: str, job: str, *, auth: tuple[str, str] | None = None
+) -> dict[str, list[tuple[dict[str, str], float]]]:
     """Samples the gateway exposes for ``job``: metric name -> [(labels, value), ...]."""
-    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+    request = urllib.request.Request(f"{url}/metrics")
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=5) as response:
         text = response.read().decode("utf-8")
     found: dict[str, list[tuple[dict[str, str], float]]] = {}
     for family in text_string_to_metric_families(text):

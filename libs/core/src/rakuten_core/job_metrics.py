@@ -28,9 +28,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, pushadd_to_gateway
+from prometheus_client.exposition import basic_auth_handler
 
 logger = logging.getLogger(__name__)
 
@@ -118,21 +120,29 @@ def push_run(
     succeeded: bool,
     duration_s: float,
     timeout_s: float = 5.0,
+    auth: tuple[str, str] | None = None,
 ) -> bool:
     """Push ``run``'s figures to the gateway at ``url``; True when it accepted them.
 
+    ``auth`` is the gateway's basic-auth user and password (JobSettings.pushgateway_auth).
     Never raises: without ``url`` nothing is pushed, and a failed push is a logged warning.
     """
     if not url:
         return False
     finished_at = time.time()
+
+    def handler(url: str, method: str, timeout: float | None, headers: Any, data: bytes) -> Any:
+        user, password = auth or ("", "")
+        return basic_auth_handler(url, method, timeout, headers, data, user, password)
+
+    extra: dict[str, Any] = {"handler": handler} if auth else {}
     try:
         if succeeded:
             registry = success_registry(run, duration_s=duration_s, finished_at=finished_at)
-            push_to_gateway(url, job=run.job, registry=registry, timeout=timeout_s)
+            push_to_gateway(url, job=run.job, registry=registry, timeout=timeout_s, **extra)
         else:
             registry = failure_registry(finished_at=finished_at)
-            pushadd_to_gateway(url, job=run.job, registry=registry, timeout=timeout_s)
+            pushadd_to_gateway(url, job=run.job, registry=registry, timeout=timeout_s, **extra)
     except Exception as exc:  # URLError, HTTPError, timeouts, bad URL: never the job's failure
         logger.warning(
             "could not push the %s figures to the Pushgateway at %s: %s",
@@ -146,7 +156,9 @@ def push_run(
 
 
 @contextmanager
-def job_run(job: str, *, url: str | None, timeout_s: float = 5.0) -> Iterator[JobRun]:
+def job_run(
+    job: str, *, url: str | None, timeout_s: float = 5.0, auth: tuple[str, str] | None = None
+) -> Iterator[JobRun]:
     """Time the block and push its figures once when it ends, whether it succeeds or not.
 
     The block fills in the yielded :class:`JobRun`; an exception leaving the block (including a
@@ -163,10 +175,16 @@ def job_run(job: str, *, url: str | None, timeout_s: float = 5.0) -> Iterator[Jo
             succeeded=False,
             duration_s=time.perf_counter() - started,
             timeout_s=timeout_s,
+            auth=auth,
         )
         raise
     push_run(
-        url, run, succeeded=True, duration_s=time.perf_counter() - started, timeout_s=timeout_s
+        url,
+        run,
+        succeeded=True,
+        duration_s=time.perf_counter() - started,
+        timeout_s=timeout_s,
+        auth=auth,
     )
 
 

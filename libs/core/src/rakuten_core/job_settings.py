@@ -8,6 +8,8 @@ it is read here too (and not only by MLflow from the process environment) so tha
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -32,6 +34,19 @@ class JobSettings(RakutenSettings):
     pushgateway_timeout_s: float = Field(
         default=5.0, gt=0, le=120, description="Longest wait for one push."
     )
+    pushgateway_username: str = Field(
+        default="", description="Basic-auth user of the Pushgateway; empty = no authentication."
+    )
+    pushgateway_password_file: Path | None = Field(
+        default=None, description="File holding that user's password (the compose stack's)."
+    )
+
+    def pushgateway_auth(self) -> tuple[str, str] | None:
+        """(user, password) for the Pushgateway, read from the password file; None without."""
+        if not self.pushgateway_username or self.pushgateway_password_file is None:
+            return None
+        password = self.pushgateway_password_file.read_text(encoding="utf-8").strip()
+        return self.pushgateway_username, password
 
     @field_validator("mlflow_tracking_uri", "pushgateway_url", mode="before")
     @classmethod

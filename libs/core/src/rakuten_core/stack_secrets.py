@@ -11,12 +11,15 @@ start is what makes ``rotate`` and ``set`` take effect on the next ``up``.
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import sys
 import tomllib
 from pathlib import Path
 from typing import Annotated
 
+import bcrypt
 import typer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -24,6 +27,25 @@ from rakuten_core.errors import ConfigurationError
 from rakuten_core.secrets import SECRET_ALPHABET, check_secret, generate
 
 STORE = "store"
+# What a template may say about its secret: the value itself, its bcrypt hash (the web
+# configuration of Prometheus, Alertmanager and the Pushgateway keeps hashes only), or an HTTP
+# basic-auth header value for a user (what a health check sends).
+_PLACEHOLDER = re.compile(r"\{(value|bcrypt|basic:[A-Za-z0-9_-]+)\}")
+
+
+def render(template: str, raw: str) -> str:
+    """``template`` with each placeholder replaced from the secret ``raw``."""
+
+    def one(match: re.Match[str]) -> str:
+        kind = match.group(1)
+        if kind == "value":
+            return raw
+        if kind == "bcrypt":
+            return bcrypt.hashpw(raw.encode(), bcrypt.gensalt(rounds=10)).decode()
+        user = kind.removeprefix("basic:")
+        return base64.b64encode(f"{user}:{raw}".encode()).decode()
+
+    return _PLACEHOLDER.sub(one, template)
 
 
 class SecretFile(BaseModel):
@@ -32,7 +54,11 @@ class SecretFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str = Field(description="<volume folder>/<file name>, under the stack's secrets root")
-    template: str = Field(default="{value}", description="File content; {value} is the secret")
+    template: str = Field(
+        default="{value}",
+        description="File content: {value} is the secret, {bcrypt} its bcrypt hash, "
+        "{basic:USER} the basic-auth header value of USER with it",
+    )
     owner: int | str = Field(default="app", description="uid, or 'app' for the services' uid")
     group: int | str | None = Field(default=None, description="gid; the owner's by default")
     mode: str = Field(default="0400", pattern=r"^0[0-7]{3}$")
@@ -123,7 +149,7 @@ def ensure(catalogue: Catalogue, root: Path, *, app_uid: int) -> list[str]:
         for target in spec.files:
             uid = _uid(target.owner, app_uid)
             gid = uid if target.group is None else _uid(target.group, app_uid)
-            content = target.template.replace("{value}", raw)
+            content = render(target.template, raw)
             _write(root / target.path, content, uid=uid, gid=gid, mode=int(target.mode, 8))
     return generated
 

@@ -102,7 +102,10 @@ def predict(
         typer.echo("error: --metrics needs --labels", err=True)
         raise typer.Exit(EXIT_BAD_INPUT)
     with job_run(
-        JOB_PREDICT, url=settings.pushgateway_url, timeout_s=settings.pushgateway_timeout_s
+        JOB_PREDICT,
+        url=settings.pushgateway_url,
+        timeout_s=settings.pushgateway_timeout_s,
+        auth=settings.pushgateway_auth(),
     ) as job:
         document = _predict(
             settings,

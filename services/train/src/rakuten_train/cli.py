@@ -117,7 +117,10 @@ def train(
         overrides["image.weights"] = str(image_weights)
     reports = reports or settings.reports_dir
     with job_run(
-        JOB_TRAIN, url=settings.pushgateway_url, timeout_s=settings.pushgateway_timeout_s
+        JOB_TRAIN,
+        url=settings.pushgateway_url,
+        timeout_s=settings.pushgateway_timeout_s,
+        auth=settings.pushgateway_auth(),
     ) as job:
         try:
             train_params = load_params(params or settings.params_file, overrides)
@@ -178,7 +181,10 @@ def evaluate(
     reports = reports or settings.reports_dir
     bundle = bundle or settings.bundle_dir
     with job_run(
-        JOB_EVALUATE, url=settings.pushgateway_url, timeout_s=settings.pushgateway_timeout_s
+        JOB_EVALUATE,
+        url=settings.pushgateway_url,
+        timeout_s=settings.pushgateway_timeout_s,
+        auth=settings.pushgateway_auth(),
     ) as job:
         try:
             evaluation = evaluate_bundle(

@@ -228,6 +228,7 @@ def report_retrain(
         succeeded=outcome != "failed",
         duration_s=max(0.0, time.time() - started_at),
         timeout_s=settings.pushgateway_timeout_s,
+        auth=settings.pushgateway_auth(),
     )
     typer.echo(json.dumps({"outcome": outcome, "pushed": pushed}))
 
