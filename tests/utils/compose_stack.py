@@ -144,7 +144,8 @@ def _write_env(path: Path, *, logs: Path, tls_dir: Path | None, ports: dict[str,
     path.write_text("".join(f"{key}={value}\n" for key, value in lines.items()))
 
 
-def _self_signed(tls_dir: Path) -> Path:
+def self_signed(tls_dir: Path) -> Path:
+    """A certificate and key for 127.0.0.1 in ``tls_dir`` (the proxy's uid can read the key)."""
     tls_dir.mkdir()
     run(
         [
@@ -192,7 +193,7 @@ def start_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("compose")
     logs = root / "logs"
     logs.mkdir()
-    cacert = _self_signed(root / "tls")
+    cacert = self_signed(root / "tls")
     ports = {
         name: _free_port()
         for name in ("http", "https", "mlflow", "prometheus", "alertmanager", "grafana")

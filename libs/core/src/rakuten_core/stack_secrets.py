@@ -17,7 +17,7 @@ import re
 import sys
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import bcrypt
 import typer
@@ -166,7 +166,7 @@ RootOption = Annotated[Path, typer.Option("--root", help="Folder holding every s
 AppUidOption = Annotated[int, typer.Option("--app-uid", help="uid of the project's images.")]
 
 
-def _fail(error: ConfigurationError) -> None:
+def _fail(error: ConfigurationError) -> NoReturn:
     typer.echo(f"rakuten-secrets: {error}", err=True)
     raise typer.Exit(2)
 
@@ -181,6 +181,17 @@ def ensure_command(catalogue: CatalogueOption, root: RootOption, app_uid: AppUid
     typer.echo(f"secrets ready ({len(generated)} generated: {', '.join(generated) or 'none'})")
 
 
+def _replace(name: str, raw: str | None, catalogue: Path, root: Path, app_uid: int) -> None:
+    """Store ``raw`` (checked) or, when None, a new random value as ``name``; rewrite the files."""
+    try:
+        loaded = Catalogue.load(catalogue)
+        spec = loaded.spec(name)
+        store_secret(root, name, generate() if raw is None else _check(name, raw, spec))
+        ensure(loaded, root, app_uid=app_uid)
+    except ConfigurationError as error:
+        _fail(error)
+
+
 @app.command("rotate")
 def rotate_command(
     name: Annotated[str, typer.Argument(help="The secret to replace by a new random one.")],
@@ -189,13 +200,7 @@ def rotate_command(
     app_uid: AppUidOption,
 ) -> None:
     """Replace one secret by a new random value and rewrite its files."""
-    try:
-        loaded = Catalogue.load(catalogue)
-        loaded.spec(name)
-        store_secret(root, name, generate())
-        ensure(loaded, root, app_uid=app_uid)
-    except ConfigurationError as error:
-        _fail(error)
+    _replace(name, None, catalogue, root, app_uid)
     typer.echo(f"{name} rotated: restart the services that read it (docs/security.md)")
 
 
@@ -207,13 +212,7 @@ def set_command(
     app_uid: AppUidOption,
 ) -> None:
     """Set one secret from standard input (one line), checked like a generated one."""
-    try:
-        loaded = Catalogue.load(catalogue)
-        raw = _check(name, sys.stdin.readline().strip(), loaded.spec(name))
-        store_secret(root, name, raw)
-        ensure(loaded, root, app_uid=app_uid)
-    except ConfigurationError as error:
-        _fail(error)
+    _replace(name, sys.stdin.readline().strip(), catalogue, root, app_uid)
     typer.echo(f"{name} set: restart the services that read it (docs/security.md)")
 
 
