@@ -26,6 +26,7 @@ from tests.utils.compose_stack import (
     Stack,
     create_user,
     predict,
+    prometheus_query,
     psql,
     token,
     wait_healthy,
@@ -168,18 +169,10 @@ def test_run_is_in_the_named_experiment_and_the_champion_serves(stack: Stack) ->
     assert served["source"] == f"models:/{MODEL_NAME}@champion"
 
 
-def _prometheus(stack: Stack, query: str) -> list[dict[str, object]]:
-    with stack.admin("prometheus") as prometheus:
-        response = prometheus.get("/api/v1/query", params={"query": query})
-    assert response.status_code == 200, response.text
-    result: list[dict[str, object]] = response.json()["data"]["result"]
-    return result
-
-
 def test_prometheus_scrapes_every_serve_replica(stack: Stack) -> None:
     deadline = time.monotonic() + 120
     while True:
-        up = _prometheus(stack, 'up{job="serve"} == 1')
+        up = prometheus_query(stack, 'up{job="serve"} == 1')
         if len(up) == 2 or time.monotonic() > deadline:
             break
         time.sleep(5)
@@ -191,7 +184,7 @@ def test_prometheus_scrapes_the_monitor_and_loads_the_rules(stack: Stack) -> Non
     while True:
         jobs = {
             str(series["metric"]["job"])  # type: ignore[index]
-            for series in _prometheus(stack, "up == 1")
+            for series in prometheus_query(stack, "up == 1")
         }
         if {"monitor", "pushgateway", "alertmanager", "prometheus"} <= jobs:
             break
@@ -210,13 +203,13 @@ def test_pushgateway_holds_the_jobs_figures(stack: Stack) -> None:
     while True:
         jobs = {
             str(series["metric"]["job"])  # type: ignore[index]
-            for series in _prometheus(stack, "rakuten_job_last_success_timestamp_seconds")
+            for series in prometheus_query(stack, "rakuten_job_last_success_timestamp_seconds")
         }
         if {"rakuten_train", "rakuten_predict"} <= jobs or time.monotonic() > deadline:
             break
         time.sleep(5)
     assert {"rakuten_train", "rakuten_predict"} <= jobs
-    assert _prometheus(stack, 'rakuten_job_weighted_f1{job="rakuten_train"} > 0')
+    assert prometheus_query(stack, 'rakuten_job_weighted_f1{job="rakuten_train"} > 0')
 
 
 def test_each_service_writes_its_log_file(stack: Stack) -> None:

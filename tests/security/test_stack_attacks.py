@@ -28,6 +28,7 @@ from tests.utils.compose_stack import (
     Stack,
     create_user,
     predict,
+    prometheus_query,
     psql,
     token,
 )
@@ -238,14 +239,6 @@ def test_a_user_who_may_only_predict_cannot_label(compose_stack: Stack) -> None:
     assert rows == "0"
 
 
-def _prometheus(stack: Stack, query: str) -> list[dict[str, Any]]:
-    with stack.admin("prometheus") as prometheus:
-        response = prometheus.get("/api/v1/query", params={"query": query})
-    assert response.status_code == 200, response.text
-    result: list[dict[str, Any]] = response.json()["data"]["result"]
-    return result
-
-
 def _push_from_inside(stack: Stack, job: str, body: str, user: str | None) -> int:
     """HTTP status of a push to the Pushgateway from a container on the backend network."""
     secret = stack.secret_values["pushgateway_api_password"] if user else ""
@@ -295,9 +288,9 @@ def test_a_drift_figure_pushed_as_the_monitor_never_reaches_the_rules(
     # the Pushgateway holds them; Prometheus scrapes it every 15 s (monitoring/prometheus)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        seen = _prometheus(stack, 'rakuten_drift_score{feature="text_length"} == 9')
+        seen = prometheus_query(stack, 'rakuten_drift_score{feature="text_length"} == 9')
         assert not seen, seen
-        scraped = _prometheus(stack, 'up{job="pushgateway"} == 1')
+        scraped = prometheus_query(stack, 'up{job="pushgateway"} == 1')
         time.sleep(10)
     assert scraped
     with stack.admin("prometheus") as prometheus:
@@ -325,7 +318,7 @@ def test_prometheus_alertmanager_and_the_pushgateway_require_their_user(
         alerts = alertmanager.get("/api/v2/alerts").json()
     assert not [a for a in alerts if a["labels"]["alertname"] == "RakutenDriftAboveThreshold"]
     # Prometheus itself reaches all three with their users: every target up
-    up = _prometheus(stack, 'up{job=~"pushgateway|alertmanager|prometheus"} == 1')
+    up = prometheus_query(stack, 'up{job=~"pushgateway|alertmanager|prometheus"} == 1')
     assert {s["metric"]["job"] for s in up} == {"pushgateway", "alertmanager", "prometheus"}
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -247,6 +248,15 @@ def start_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         stack.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=300, check=False)
         logger.info("compose e2e: %.0f s in all", time.monotonic() - started)
+
+
+def prometheus_query(stack: Stack, query: str) -> list[dict[str, Any]]:
+    """The result of an instant query to the stack's Prometheus (as its user)."""
+    with stack.admin("prometheus") as prometheus:
+        response = prometheus.get("/api/v1/query", params={"query": query})
+    assert response.status_code == 200, response.text
+    result: list[dict[str, Any]] = response.json()["data"]["result"]
+    return result
 
 
 def token(client: httpx.Client, username: str, password: str) -> str:
