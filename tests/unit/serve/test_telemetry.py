@@ -51,6 +51,10 @@ def test_every_auth_failure_reason_is_counted_once(
     set_disabled(session_factory(engine), "bob", disabled=True)
     engine.dispose()
     assert client.post("/predict", headers=bearer(bob), data=form).status_code == 401
+    settings.service_accounts = frozenset({"carol"})  # read per request
+    edge = {"X-Rakuten-Edge": "1"}  # what the proxy adds: a service account's login is refused
+    login = {"username": "carol", "password": "anything"}
+    assert client.post("/token", data=login, headers=edge).status_code == 401
     assert _auth_failures(client) == dict.fromkeys(AUTH_FAILURE_REASONS, 1.0)
 
 
