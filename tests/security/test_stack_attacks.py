@@ -283,16 +283,19 @@ def test_a_drift_figure_pushed_as_the_monitor_never_reaches_the_rules(
     # without the Pushgateway's user: refused at the door
     assert _push_from_inside(stack, "monitor", body, user=None) == 401
     # with it (a compromised batch job holds it): accepted by the gateway, dropped by Prometheus
+    pushed_at = time.time()
     for job in ("monitor", "rakuten_train"):
         assert _push_from_inside(stack, job, body, user="pushgateway") == 200
-    # the Pushgateway holds them; Prometheus scrapes it every 15 s (monitoring/prometheus)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        seen = prometheus_query(stack, 'rakuten_drift_score{feature="text_length"} == 9')
-        assert not seen, seen
-        scraped = prometheus_query(stack, 'up{job="pushgateway"} == 1')
-        time.sleep(10)
-    assert scraped
+    # wait for a scrape of the gateway after the pushes: the batch job's own push time (kept by
+    # the allow-list) shows it; the same scrape carried the forged series
+    deadline = time.monotonic() + 90
+    scraped = f'push_time_seconds{{job="rakuten_train"}} > {pushed_at - 5:.0f}'
+    while not prometheus_query(stack, scraped):
+        assert time.monotonic() < deadline, "Prometheus never scraped the gateway after the push"
+        time.sleep(2)
+    time.sleep(1)  # and one rule evaluation
+    assert not prometheus_query(stack, 'rakuten_drift_score{feature="text_length"} == 9')
+    assert not prometheus_query(stack, 'rakuten_drift_score{instance=""}')  # pushed series
     with stack.admin("prometheus") as prometheus:
         alerts = prometheus.get("/api/v1/alerts").json()["data"]["alerts"]
     assert not [a for a in alerts if a["labels"]["alertname"] == "RakutenDriftAboveThreshold"]
