@@ -166,26 +166,19 @@ def job_run(
     """
     run = JobRun(job)
     started = time.perf_counter()
+    succeeded = False
     try:
         yield run
-    except BaseException:
+        succeeded = True
+    finally:  # one push either way; an exception goes on after it
         push_run(
             url,
             run,
-            succeeded=False,
+            succeeded=succeeded,
             duration_s=time.perf_counter() - started,
             timeout_s=timeout_s,
             auth=auth,
         )
-        raise
-    push_run(
-        url,
-        run,
-        succeeded=True,
-        duration_s=time.perf_counter() - started,
-        timeout_s=timeout_s,
-        auth=auth,
-    )
 
 
 def redact(url: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -21,7 +22,14 @@ from rakuten_core.logs import configure_logging
 from rakuten_serve.db.engine import build_engine, session_factory
 from rakuten_serve.reload_board import prepare_run_dir
 from rakuten_serve.settings import ServeSettings, get_settings
-from rakuten_serve.users import SCOPES, change_scopes, create_user, list_users, set_disabled
+from rakuten_serve.users import (
+    SCOPES,
+    UserInfo,
+    change_scopes,
+    create_user,
+    list_users,
+    set_disabled,
+)
 
 app = typer.Typer(help="Rakuten product classification API.", no_args_is_help=True)
 users_app = typer.Typer(
@@ -146,13 +154,18 @@ def users_create(
     typer.echo(f"created {user.username} with scopes: {' '.join(user.scopes)}")
 
 
-def _set_disabled(username: str, disabled: bool) -> None:
+def _change_user(change: Callable[[sessionmaker[Session]], UserInfo]) -> UserInfo:
+    """Apply ``change`` to the user database; its refusals and outages become exit codes."""
     try:
-        user = set_disabled(_sessions(get_settings()), username, disabled=disabled)
+        return change(_sessions(get_settings()))
     except InvalidInputError as exc:
         raise _fail(str(exc), 2) from None
     except SQLAlchemyError as exc:
         raise _fail(f"database error ({type(exc).__name__})", 1) from None
+
+
+def _set_disabled(username: str, disabled: bool) -> None:
+    user = _change_user(lambda sessions: set_disabled(sessions, username, disabled=disabled))
     typer.echo(f"{user.username}: {'disabled' if user.disabled else 'enabled'}")
 
 
@@ -175,12 +188,9 @@ _SCOPE_LIST = Annotated[
 
 
 def _change_scopes(username: str, *, grant: list[str], revoke: list[str]) -> None:
-    try:
-        user = change_scopes(_sessions(get_settings()), username, grant=grant, revoke=revoke)
-    except InvalidInputError as exc:
-        raise _fail(str(exc), 2) from None
-    except SQLAlchemyError as exc:
-        raise _fail(f"database error ({type(exc).__name__})", 1) from None
+    user = _change_user(
+        lambda sessions: change_scopes(sessions, username, grant=grant, revoke=revoke)
+    )
     typer.echo(f"{user.username}: scopes {' '.join(user.scopes) or '(none)'}")
 
 
