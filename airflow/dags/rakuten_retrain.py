@@ -12,8 +12,9 @@ REST API with ``{"trigger": "alertmanager", "alerts": [...]}`` as the run's conf
 4. ``gate``: ``rakuten-train gate``: the decision, its figures and reason, in MLflow and a JSON;
 5. ``promote`` (``champion`` alias) then ``reload_serve`` (every replica, every worker checked),
    or ``keep_champion`` (the reason in the task log; serve untouched);
-6. ``report``: ``rakuten-train report-retrain`` pushes the run's figures to the Pushgateway,
-   and fails the run if any step failed.
+6. ``report``: ``rakuten-train report-retrain`` pushes the run's figures to the Pushgateway
+   (with the schedule's longest period, which ``RakutenTrainingStale`` compares with the time
+   since the last success: :mod:`rakuten_loop.schedule`), and fails the run if any step failed.
 
 The decisions are project code (``rakuten-train``), not DAG code; docs/lifecycle.md explains
 each rule and where to change it.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from airflow.utils.state import TaskInstanceState
 from airflow.utils.trigger_rule import TriggerRule
 from rakuten_loop import commands
 from rakuten_loop.config import LoopConfig, schedule_from_env
+from rakuten_loop.schedule import report_args
 from rakuten_loop.serve_reload import reload_all
 
 from airflow import DAG
@@ -184,6 +186,8 @@ def report(**context: Any) -> None:
     served = context["ti"].xcom_pull(task_ids="reload_serve")
     if served:
         args += ["--served-version", served]
+    # the schedule's period: RakutenTrainingStale's threshold follows RAKUTEN_RETRAIN_SCHEDULE
+    args += report_args(context["dag"].timetable, now=datetime.now(UTC))
     commands.run(config, args)
     if failed:
         raise AirflowFailException(f"the retrain failed at: {', '.join(failed)}")

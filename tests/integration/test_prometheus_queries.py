@@ -32,21 +32,32 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from rakuten_core.bundle import read_metadata
 from rakuten_core.categories import CODES
 from rakuten_core.drift import build_reference
+from rakuten_core.job_metrics import (
+    JOB_EVALUATE,
+    JOB_PREDICT,
+    JOB_RETRAIN,
+    JOB_TRAIN,
+    JobRun,
+    failure_registry,
+    success_registry,
+)
+from rakuten_train.loop_report import retrain_run, schedule_figure, train_promotion_figures
 from tests.utils.drift_data import draw_features
 from tests.utils.monitor import run_monitor, write_bundle_json
 from tests.utils.monitoring import (
     ALERTMANAGER_YML,
     MONITOR_METRICS,
-    RATE_INTERVAL,
     Query,
     alert_queries,
     load_yaml,
     metric_names,
     panel_queries,
+    runnable,
     selectors,
 )
 from tests.utils.postgres import free_port
@@ -75,18 +86,20 @@ __all__ = ["serve_bundle_dir"]
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 MONITOR_ONLY = {
-    "dashboard rakuten-quality: Drift score per feature [A]",
-    "dashboard rakuten-quality: Drift score per feature [B]",
+    "dashboard rakuten-quality: Drift score per feature (relative to its threshold) [A]",
     "dashboard rakuten-quality: Predictions in the drift window [A]",
     "dashboard rakuten-quality: Monitor last run [A]",
     "dashboard rakuten-quality: Live accuracy and weighted F1 [A]",
     "dashboard rakuten-quality: Live accuracy and weighted F1 [B]",
     "dashboard rakuten-quality: Feedback in the quality window [A]",
+    "dashboard rakuten-quality: Recall per true class (feedback window) [A]",
+    "dashboard rakuten-quality: Recall per true class (feedback window) [B]",
     "dashboard rakuten-quality: Champion vs challenger (shadow) [A]",
     "dashboard rakuten-quality: Champion vs challenger (shadow) [B]",
     "alert: RakutenDriftAboveThreshold",
     "alert: RakutenLiveAccuracyLow",
     "alert: RakutenMonitorDown",
+    "alert: RakutenMonitorStale",
 }
 RATE_WINDOW = "1m"  # what $__rate_interval becomes (Grafana: 4 x the 1 s scrape interval, min 1m)
 
@@ -179,21 +192,46 @@ def stack(serve_bundle_dir: Path, tmp_path: Path) -> Iterator[tuple[Daemon, Serv
 
 
 def _push_batch_jobs(pushgateway: str) -> None:
+    """What each batch job pushes, built by the jobs' own code: train refused its challenger
+    (its registry step), the retraining DAG promoted its own (and pushed its schedule's period:
+    RakutenTrainingStale), and a batch prediction failed after its success
+    (RakutenBatchJobFailed)."""
     now = datetime.now(UTC).timestamp()
-    for job, rows in (("rakuten_train", 1600), ("rakuten_evaluate", 400), ("rakuten_predict", 900)):
-        figures = {
-            "rakuten_job_duration_seconds": 42.5,
-            "rakuten_job_rows": rows,
-            "rakuten_job_last_success_timestamp_seconds": now,
-        }
-        if job != "rakuten_predict":
-            figures["rakuten_job_weighted_f1"] = 0.81
-        text = "".join(f"# TYPE {k} gauge\n{k} {v}\n" for k, v in figures.items())
-        text += (
-            "# TYPE rakuten_job_model_info gauge\n"
-            'rakuten_job_model_info{model_name="rakuten-multimodal",model_version="7"} 1\n'
-        )
-        push(pushgateway, job, text)
+    for job, rows in ((JOB_TRAIN, 1600), (JOB_EVALUATE, 400), (JOB_PREDICT, 900)):
+        run = JobRun(job, rows=rows, model_name="rakuten-multimodal", model_version="7")
+        if job != JOB_PREDICT:
+            run.weighted_f1 = 0.81
+        if job == JOB_TRAIN:
+            run.reused = False
+            run.extra.extend(
+                train_promotion_figures(
+                    promoted=False, registered=True, challenger_f1=0.81, champion_f1=0.83
+                )
+            )
+        push(pushgateway, job, _exposition(success_registry(run, duration_s=42.5, finished_at=now)))
+    gate = {
+        "model_name": "rakuten-multimodal",
+        "decision": "promote",
+        "checks": {
+            "test_split": {"challenger_f1": 0.84, "champion_f1": 0.81, "rows": 400},
+            "holdout": {"rows": 60},
+        },
+    }
+    retrain = retrain_run(gate, outcome="promoted", served_version="8")
+    retrain.extra.append(schedule_figure(2678400))
+    push(
+        pushgateway,
+        JOB_RETRAIN,
+        _exposition(success_registry(retrain, duration_s=90, finished_at=now)),
+    )
+    # a failed run adds its one figure to the group, as rakuten_core.job_metrics does
+    push(
+        pushgateway, JOB_PREDICT, _exposition(failure_registry(finished_at=now + 1)), method="POST"
+    )
+
+
+def _exposition(registry: CollectorRegistry) -> str:
+    return generate_latest(registry).decode()
 
 
 def _drive_traffic(base: str) -> None:
@@ -250,10 +288,11 @@ def _drive_traffic(base: str) -> None:
 
 
 def _runnable(q: Query) -> list[str]:
-    """What to send to Prometheus: a panel's expression, or each selector of an alert."""
+    """What to send to Prometheus: a dashboard query (every replica selected), or each selector
+    of an alert."""
     if q.source == "alert":
         return selectors(q.expr)
-    return [q.expr.replace(RATE_INTERVAL, RATE_WINDOW)]
+    return [runnable(q.expr, RATE_WINDOW)]
 
 
 @pytest.mark.timeout(1800)  # a 2-worker server loading on 2 shared cores can take minutes

@@ -53,14 +53,17 @@ def fast_rules(out_dir: Path, *, alert: str = DRIFT_ALERT, for_: str = "2s") -> 
 
 
 def alertmanager_config(webhook_url: str, token_file: Path) -> dict[str, Any]:
-    """The project's Alertmanager config, every webhook sent to ``webhook_url``, no e-mail."""
+    """The project's Alertmanager config, the retraining webhook at ``webhook_url``, no e-mail
+    and no notification log (the people's receivers send nothing), every route's waits 1 s."""
     config: dict[str, Any] = load_yaml(ALERTMANAGER_YML)
     for receiver in config["receivers"]:
         for hook in receiver.get("webhook_configs", []):
             hook["url"] = f"{webhook_url}/alertmanager"
             hook["http_config"]["authorization"]["credentials_file"] = str(token_file)
         receiver.pop("email_configs", None)
-    config["route"].update({"group_wait": "1s", "group_interval": "1s"})
+        receiver.pop("slack_configs", None)
+    for route in [config["route"], *config["route"].get("routes", [])]:
+        route.update({"group_wait": "1s", "group_interval": "1s"})
     config["global"].pop("smtp_auth_password_file", None)
     return config
 

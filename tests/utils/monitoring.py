@@ -6,6 +6,7 @@ Shared by the structural tests (``tests/unit/monitoring``) and the real-Promethe
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -20,13 +21,20 @@ MONITORING = REPO_ROOT / "monitoring"
 PROMETHEUS_YML = MONITORING / "prometheus" / "prometheus.yml"
 RULES_DIR = MONITORING / "prometheus" / "rules"
 RULE_TESTS_DIR = MONITORING / "prometheus" / "tests"
-ALERTMANAGER_YML = MONITORING / "alertmanager" / "alertmanager.yml"
+ALERTMANAGER_DIR = MONITORING / "alertmanager"
+# the quick start's configuration, and its twin with e-mail and a chat (docs/monitoring.md)
+ALERTMANAGER_YML = ALERTMANAGER_DIR / "alertmanager.yml"
+ALERTMANAGER_PEOPLE_YML = ALERTMANAGER_DIR / "alertmanager.people.yml"
+RUNBOOKS_MD = REPO_ROOT / "docs" / "runbooks.md"
 DASHBOARDS_DIR = MONITORING / "grafana" / "dashboards"
 DATASOURCES_DIR = MONITORING / "grafana" / "provisioning" / "datasources"
 PROVIDERS_DIR = MONITORING / "grafana" / "provisioning" / "dashboards"
 
 # Grafana's interval variable, replaced by a concrete window to run a panel's query directly.
 RATE_INTERVAL = "$__rate_interval"
+# The dashboards' replica variable and its "All" value (a regex matching every instance).
+INSTANCE_VARIABLE = "$instance"
+ALL_INSTANCES = ".*"
 # What rakuten-monitor exports (the shared contract, docs/monitoring.md).
 MONITOR_METRICS = {
     "rakuten_drift_score",
@@ -35,8 +43,11 @@ MONITOR_METRICS = {
     "rakuten_live_accuracy",
     "rakuten_live_weighted_f1",
     "rakuten_live_feedback_window",
+    "rakuten_live_class_recall",
+    "rakuten_live_class_feedback_window",
     "rakuten_monitor_last_success_timestamp_seconds",
     "rakuten_monitor_runs_total",
+    "rakuten_monitor_notifications_total",
     "rakuten_shadow_window_predictions",
     "rakuten_shadow_feedback_window",
     "rakuten_shadow_agreement",
@@ -91,12 +102,20 @@ def alert_rules() -> list[dict[str, Any]]:
 
 def recording_rules() -> dict[str, str]:
     """Recorded series name -> its expression."""
-    return {
-        rule["record"]: rule["expr"]
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(RULES_DIR.glob("*.yml")))
+    return dict(_recording_rules(stamp))
+
+
+@functools.lru_cache(maxsize=4)
+def _recording_rules(stamp: tuple[tuple[str, int], ...]) -> tuple[tuple[str, str], ...]:
+    """Parsed once per version of the rule files: ``metric_names`` asks for every selector."""
+    del stamp  # the cache key: a rule file edited since is parsed again
+    return tuple(
+        (rule["record"], rule["expr"])
         for group in rule_groups()
         for rule in group["rules"]
         if "record" in rule
-    }
+    )
 
 
 def dashboards() -> dict[str, dict[str, Any]]:
@@ -117,7 +136,8 @@ def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def panel_queries() -> list[Query]:
-    return [
+    """Every query of the dashboards: each panel's targets and each annotation's expression."""
+    found = [
         Query(
             f"dashboard {dashboard['uid']}", f"{panel['title']} [{target['refId']}]", target["expr"]
         )
@@ -125,6 +145,21 @@ def panel_queries() -> list[Query]:
         for panel in panels(dashboard)
         for target in panel.get("targets", [])
     ]
+    found += [
+        Query(
+            f"dashboard {dashboard['uid']}", f"annotation {annotation['name']}", annotation["expr"]
+        )
+        for dashboard in dashboards().values()
+        for annotation in dashboard.get("annotations", {}).get("list", [])
+        if "expr" in annotation
+    ]
+    return found
+
+
+def runnable(expr: str, rate_window: str) -> str:
+    """A dashboard query as Grafana sends it with every replica selected: ``$__rate_interval``
+    becomes ``rate_window`` and ``$instance`` the variable's *All* value."""
+    return expr.replace(RATE_INTERVAL, rate_window).replace(INSTANCE_VARIABLE, ALL_INSTANCES)
 
 
 def alert_queries() -> list[Query]:

@@ -110,10 +110,11 @@ def write_yaml(path: Path, data: Any) -> Path:
     return path
 
 
-def push(pushgateway: str, job: str, exposition: str) -> None:
-    """One push of a batch job's figures (text format) under the grouping key ``job``."""
-    response = httpx.put(
-        f"{pushgateway}/metrics/job/{job}", content=exposition.encode(), timeout=10
+def push(pushgateway: str, job: str, exposition: str, *, method: str = "PUT") -> None:
+    """One push of a batch job's figures (text format) under the grouping key ``job``: a PUT
+    replaces the group (a success), a POST adds to it (a failure's time)."""
+    response = httpx.request(
+        method, f"{pushgateway}/metrics/job/{job}", content=exposition.encode(), timeout=10
     )
     assert response.status_code == 200, response.text
 

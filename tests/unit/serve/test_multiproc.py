@@ -68,7 +68,7 @@ def test_workers_add_up_and_dead_workers_stop_counting(
     text = _scrape(tmp_path, monkeypatch)
     ok = {"route": "/predict", "method": "POST", "status": "200"}
     assert sample_value(text, "rakuten_http_requests_total", **ok) == 8
-    assert sample_value(text, "rakuten_http_request_duration_seconds_count") == 8
+    assert sample_value(text, "rakuten_http_request_duration_seconds_count", route="/predict") == 8
     assert sample_value(text, "rakuten_http_requests_in_flight") == 2  # livesum
     assert sample_value(text, "rakuten_batch_queue_depth") == 5  # livesum
     assert sample_value(text, "rakuten_prediction_records_pending") == 5  # livesum

@@ -7,8 +7,9 @@ replaces the previous run's figures, and no unbounded label (run id, file name) 
 
 - A run that succeeds PUTs the whole group: ``rakuten_job_duration_seconds``,
   ``rakuten_job_rows``, ``rakuten_job_weighted_f1`` (when the run knows it),
-  ``rakuten_job_last_success_timestamp_seconds`` and ``rakuten_job_model_info{model_name,
-  model_version}`` = 1. Replacing the group drops a stale F1 a previous run may have left.
+  ``rakuten_job_last_success_timestamp_seconds``, ``rakuten_job_model_info{model_name,
+  model_version}`` = 1 and ``rakuten_job_reused`` (1 when the run found its output up to date,
+  :mod:`rakuten_core.job_stamp`). Replacing the group drops a stale F1 a previous run may have left.
 - A run that fails POSTs ``rakuten_job_last_failure_timestamp_seconds`` only: the figures of the
   last successful run stay, above all its last-success time, which the "no successful training
   run" alert reads.
@@ -62,6 +63,7 @@ class JobRun:
     weighted_f1: float | None = None
     model_name: str | None = None
     model_version: str | None = None
+    reused: bool | None = None  # the run found its output up to date and did no work
     extra: list[ExtraGauge] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -95,6 +97,12 @@ def success_registry(run: JobRun, *, duration_s: float, finished_at: float) -> C
             ["model_name", "model_version"],
             registry=registry,
         ).labels(model_name=run.model_name or "", model_version=run.model_version or "").set(1)
+    if run.reused is not None:
+        Gauge(
+            "rakuten_job_reused",
+            "1 when the last run found its output up to date (same inputs and code) and reused it.",
+            registry=registry,
+        ).set(1.0 if run.reused else 0.0)
     for extra in run.extra:
         names = [k for k, _ in extra.labels]
         gauge = Gauge(extra.name, extra.help, names, registry=registry)

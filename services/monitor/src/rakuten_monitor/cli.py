@@ -2,7 +2,7 @@
 alert webhook that turns Alertmanager's drift/quality alerts into retraining runs.
 
 Exit codes: 0 success, 1 runtime failure (database unreachable, bundle without a reference,
-a missing or unusable secret file of the webhook).
+a missing or unusable secret file of the webhook or of the notification log).
 """
 
 from __future__ import annotations
@@ -36,12 +36,18 @@ def serve_metrics(
     """Serve /metrics, /health and /report; evaluate every RAKUTEN_MONITOR_INTERVAL_S."""
     import uvicorn  # noqa: PLC0415
 
+    from rakuten_core.errors import ConfigurationError  # noqa: PLC0415
     from rakuten_monitor.app import create_app  # noqa: PLC0415
 
     settings = _settings(host, port)
     configure_logging("monitor", log_dir=settings.log_dir, level=settings.log_level)
+    try:
+        app = create_app(settings)
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.monitor_host,
         port=settings.monitor_port,
         log_config=None,

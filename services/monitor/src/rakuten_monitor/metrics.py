@@ -12,6 +12,9 @@ a figure without enough data behind it is simply not exported (absent, never 0):
   (true counts, 0 included), after the first successful read of the database;
 - ``rakuten_live_accuracy``, ``rakuten_live_weighted_f1``: over the window's feedback; absent
   below ``RAKUTEN_MONITOR_MIN_FEEDBACK`` rows;
+- ``rakuten_live_class_recall{prdtypecode}``, ``rakuten_live_class_feedback_window{prdtypecode}``:
+  per true class of that feedback, the share the model predicted right and the rows behind it
+  (only classes with feedback; absent below the same minimum);
 - ``rakuten_shadow_window_predictions{challenger_version}``,
   ``rakuten_shadow_feedback_window{challenger_version}``: requests scored in shadow by the
   current challenger in the window, and feedback rows on them (when serve runs a challenger);
@@ -21,7 +24,10 @@ a figure without enough data behind it is simply not exported (absent, never 0):
   the challenger on the same feedback; absent below ``RAKUTEN_MONITOR_MIN_FEEDBACK`` rows;
 - ``rakuten_monitor_last_success_timestamp_seconds``: end of the last fully successful run;
 - ``rakuten_monitor_runs_total{outcome}``: runs by outcome, ``success`` or ``error`` (database
-  unreachable, bundle or reference unreadable).
+  unreachable, bundle or reference unreadable);
+- ``rakuten_monitor_notifications_total{kind}``: Alertmanager notifications received by the
+  notification log (:mod:`rakuten_monitor.notifications`): ``firing``, ``resolved``,
+  ``heartbeat``; only when the log is on (``RAKUTEN_MONITOR_NOTIFICATIONS_TOKEN_FILE``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from rakuten_monitor.shadow import ShadowFigures
 from rakuten_monitor.snapshot import Snapshot
 
 OUTCOMES = ("success", "error")
+NOTIFICATION_KINDS = ("firing", "resolved", "heartbeat")
 
 
 class SnapshotCollector(Collector):
@@ -98,8 +105,29 @@ class SnapshotCollector(Collector):
                 "Weighted F1 of the window's feedback (true vs predicted codes).",
                 value=snap.weighted_f1,
             )
+        if snap.class_recall:
+            yield from _class_gauges(snap.class_recall)
         if snap.shadow is not None:
             yield from _shadow_gauges(snap.shadow)
+
+
+def _class_gauges(class_recall: dict[int, tuple[float, int]]) -> Iterator[GaugeMetricFamily]:
+    """Recall per true class over the quality window, with the feedback rows behind each."""
+    recall = GaugeMetricFamily(
+        "rakuten_live_class_recall",
+        "Share of the window's feedback of this true class that the model predicted right.",
+        labels=["prdtypecode"],
+    )
+    rows = GaugeMetricFamily(
+        "rakuten_live_class_feedback_window",
+        "Feedback rows of this true class in the live quality window.",
+        labels=["prdtypecode"],
+    )
+    for code, (value, support) in sorted(class_recall.items()):
+        recall.add_metric([str(code)], value)
+        rows.add_metric([str(code)], support)
+    yield recall
+    yield rows
 
 
 def _shadow_gauges(shadow: ShadowFigures) -> Iterator[GaugeMetricFamily]:
@@ -151,3 +179,16 @@ def build_registry(
         runs.labels(outcome=outcome)
     registry.register(SnapshotCollector(snapshot, last_success))
     return registry, runs
+
+
+def notification_counter(registry: CollectorRegistry) -> Counter:
+    """The notification log's counter on the monitor's registry (every kind at 0)."""
+    counter = Counter(
+        "rakuten_monitor_notifications",
+        "Alertmanager notifications received by the monitor's notification log, by kind.",
+        labelnames=["kind"],
+        registry=registry,
+    )
+    for kind in NOTIFICATION_KINDS:
+        counter.labels(kind=kind)
+    return counter

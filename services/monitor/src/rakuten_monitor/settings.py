@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from rakuten_core.settings import RakutenSettings
+from rakuten_core.errors import ConfigurationError
+from rakuten_core.settings import MIN_SECRET_CHARS, RakutenSettings, require_secret
 
 
 class MonitorSettings(RakutenSettings):
@@ -42,6 +44,27 @@ class MonitorSettings(RakutenSettings):
             "(a promotion), the new version's reference is loaded."
         ),
     )
+    monitor_notifications_token_file: Path | None = Field(
+        default=None,
+        description=(
+            "File holding the bearer token Alertmanager sends to /notifications and /heartbeat "
+            "(the notification log); unset: no such routes."
+        ),
+    )
+
+    def notifications_token(self) -> SecretStr | None:
+        """The notification log's token (>= 32 characters in production); None: the log is off."""
+        path = self.monitor_notifications_token_file
+        if path is None:
+            return None
+        name = "RAKUTEN_MONITOR_NOTIFICATIONS_TOKEN_FILE"
+        try:
+            raw = path.read_text(encoding="utf-8").strip("\r\n")
+        except OSError as exc:
+            raise ConfigurationError(f"{name}: cannot read the file ({exc.strerror})") from None
+        return require_secret(
+            SecretStr(raw), name=name, environment=self.environment, min_chars=MIN_SECRET_CHARS
+        )
 
 
 @lru_cache

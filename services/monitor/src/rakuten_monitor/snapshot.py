@@ -33,6 +33,8 @@ class Snapshot:
     values: dict[str, int] = field(default_factory=dict)  # feature -> values in the window
     accuracy: float | None = None
     weighted_f1: float | None = None
+    # true prdtypecode -> (recall, feedback rows of that class), classes with feedback only
+    class_recall: dict[int, tuple[float, int]] = field(default_factory=dict)
     model: str | None = None
     reference_error: str | None = None
     shadow: ShadowFigures | None = None  # champion vs challenger, when serve runs one in shadow
@@ -50,7 +52,8 @@ def take_snapshot(
 
     A feature gets a score only when the window holds at least ``min_predictions`` values of
     it (image brightness counts products with an image only); accuracy and weighted F1 only
-    with at least ``min_feedback`` feedback rows.
+    with at least ``min_feedback`` feedback rows, and so does the recall of each true class
+    found in that feedback (with its row count: a class seen 3 times has a coarse recall).
     """
     values = feature_values(window.predictions)
     drift: dict[str, DriftResult] = {}
@@ -63,11 +66,17 @@ def take_snapshot(
             if result is not None:
                 drift[spec.name] = result
     accuracy = weighted_f1 = None
+    class_recall: dict[int, tuple[float, int]] = {}
     if window.feedback >= min_feedback:
         categories = reference.categories if reference is not None else CategoryIndex()
         scores = classification_metrics(window.true_codes, window.predicted_codes, categories)
         accuracy = float(scores["accuracy"])
         weighted_f1 = float(scores["weighted_f1"])
+        class_recall = {
+            int(c["code"]): (float(c["recall"]), int(c["support"]))
+            for c in scores["per_class"]
+            if c["support"] > 0
+        }
     return Snapshot(
         taken_at=time.time(),
         window_predictions=len(window.predictions),
@@ -78,6 +87,7 @@ def take_snapshot(
         values={name: len(v) for name, v in values.items()},
         accuracy=accuracy,
         weighted_f1=weighted_f1,
+        class_recall=class_recall,
         model=f"{reference.model_name} {reference.model_version}" if reference else None,
         reference_error=reference_error,
     )

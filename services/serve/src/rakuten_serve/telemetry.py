@@ -15,12 +15,13 @@ MultiProcessCollector`, so each scrape answers for the whole server whichever wo
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from rakuten_serve.metrics import Metrics
+from rakuten_serve.metrics import SLI_ROUTES, UNMEASURED_ROUTES, Metrics
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -141,7 +142,12 @@ class PrometheusTelemetry(Telemetry):
         self._m.in_flight.inc()
 
     def request_finished(self, *, route: str, method: str, status: int, seconds: float) -> None:
+        """Counts and times the request, unless it is a probe or a scrape (``UNMEASURED_ROUTES``):
+        those are not clients' traffic, and a readiness probe's 503 during a database outage
+        would otherwise page as a 5xx storm with no prediction asked."""
         self._m.in_flight.dec()
+        if route in UNMEASURED_ROUTES:
+            return
         self._m.requests.labels(route=route, method=method, status=str(status)).inc()
         self._m.request_latency.labels(route=route, method=method).observe(seconds)
 
@@ -206,17 +212,23 @@ class PrometheusTelemetry(Telemetry):
 
         The per-class counters of its ``prdtypecodes`` start at 0 now: a counter first seen
         at 3 reads as no increase to ``rate()`` and ``increase()``, so the first predictions and
-        feedback of each class would be lost to the dashboards and recording rules.
+        feedback of each class would be lost to the dashboards and recording rules. So do the
+        SLIs' request counts (``SLI_ROUTES``, answered 200, and their latency histogram). The
+        load time is what the dashboards annotate as a model reload.
         """
         for code in map(str, prdtypecodes):
             self._m.predictions.labels(prdtypecode=code)
             for correct in ("true", "false"):
                 self._m.feedback.labels(correct=correct, prdtypecode=code)
+        for route in SLI_ROUTES:
+            self._m.requests.labels(route=route, method="POST", status="200")
+            self._m.request_latency.labels(route=route, method="POST")
         labels = (name, version, run_id or "", source)
         if self._model_labels is not None and self._model_labels != labels:
             self._m.model_info.labels(*self._model_labels).set(0)
         self._m.model_info.labels(*labels).set(1)
         self._model_labels = labels
+        self._m.model_loaded_at.set(time.time())
         self._m.model_ready.set(1)
 
     def model_reloaded(self, *, success: bool) -> None:

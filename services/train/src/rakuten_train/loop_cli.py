@@ -207,13 +207,20 @@ def report_retrain(
     served_version: Annotated[
         str | None, typer.Option(help="model_version every replica serves now.")
     ] = None,
+    schedule_period_s: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="Longest gap between two scheduled runs of the DAG (none: not scheduled).",
+        ),
+    ] = None,
 ) -> None:
     """Push the retrain's figures to the Pushgateway ($RAKUTEN_PUSHGATEWAY_URL)."""
     from rakuten_train.cli import _start  # noqa: PLC0415
 
     settings = _start(True)
     from rakuten_core.job_metrics import push_run  # noqa: PLC0415
-    from rakuten_train.loop_report import retrain_run  # noqa: PLC0415
+    from rakuten_train.loop_report import retrain_run, schedule_figure  # noqa: PLC0415
 
     if outcome not in ("promoted", "refused", "failed"):
         typer.echo(f"--outcome must be promoted, refused or failed, got {outcome!r}", err=True)
@@ -222,6 +229,8 @@ def report_retrain(
     if gate_file is not None and gate_file.is_file():
         document = json.loads(gate_file.read_text(encoding="utf-8"))
     run = retrain_run(document, outcome=outcome, served_version=served_version)
+    if schedule_period_s is not None:  # what RakutenTrainingStale measures against
+        run.extra.append(schedule_figure(schedule_period_s))
     pushed = push_run(
         settings.pushgateway_url,
         run,
