@@ -72,8 +72,19 @@ def compose_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests on the compose stack last, together: the stack then lives only for them."""
+    """Run the tests on the compose stack last, together: the stack then lives only for them.
+
+    Among them, those marked ``stack_last`` (they kill or recreate services) come after the
+    others, which then see the stack as it was started, and ``stack_restart`` (down and up
+    again) after all.
+    """
     on_stack = [item for item in items if "compose_stack" in getattr(item, "fixturenames", ())]
     if on_stack:
         others = [item for item in items if item not in on_stack]
+        on_stack.sort(
+            key=lambda item: (
+                item.get_closest_marker("stack_restart") is not None,
+                item.get_closest_marker("stack_last") is not None,
+            )
+        )
         items[:] = others + on_stack

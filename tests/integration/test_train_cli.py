@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
+from rakuten_core.job_stamp import make_stamp, write_stamp
 from tests.utils.bundles import SMALL_PARAMS, SmallData, cli_set_args, make_small_data
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -41,6 +43,8 @@ class FirstRun:
 def first_run(tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
     root = tmp_path_factory.mktemp("train_cli")
     data = make_small_data(root, train_rows=300, seed=5)
+    for folder in (data.raw, data.processed):  # as `rakuten-data sample/prepare` stamp them
+        write_stamp(folder, make_stamp("made-by-the-test", {"folder": folder.name}, packages=[]))
     uri = f"sqlite:///{root / 'mlflow.db'}"
     elsewhere = root / "cwd"  # where the user stands: nothing of MLflow's may land here
     elsewhere.mkdir()
@@ -54,16 +58,18 @@ def first_run(tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
     return FirstRun(root, data, uri, result.output)
 
 
-def _first_train(root: Path, data: SmallData, uri: str) -> Result:
+def _first_train(
+    root: Path, data: SmallData, uri: str, *extra: str, bundle: str = "current"
+) -> Result:
     from rakuten_train.cli import app
 
     return CliRunner().invoke(
         app,
         [
             "train", "--data", str(data.processed), "--raw", str(data.raw),
-            "--params", str(root / "absent.yaml"), "--bundle-out", str(root / "models" / "current"),
+            "--params", str(root / "absent.yaml"), "--bundle-out", str(root / "models" / bundle),
             "--reports", str(root / "reports"), "--experiment", "cli-test",
-            "--tracking-uri", uri, "--no-verbose", *small_args(),
+            "--tracking-uri", uri, "--no-verbose", *small_args(), *extra,
         ],
         env={"RAKUTEN_LOG_DIR": str(root / "logs")},
     )  # fmt: skip
@@ -81,7 +87,7 @@ def test_train_writes_bundle_reports_and_says_what_it_did(first_run: FirstRun) -
     assert bundle.metadata.mlflow_run_id
     assert f"test weighted F1 {metrics['weighted_f1']:.4f}" in first_run.output
     assert f"registered {MODEL_NAME} v1: promoted to champion" in first_run.output
-    assert "no champion yet" in first_run.output
+    assert "no champion to compare with" in first_run.output
 
 
 def test_mlflow_run_has_params_epoch_metrics_artifacts_and_lineage(first_run: FirstRun) -> None:
@@ -159,25 +165,59 @@ def test_a_worse_model_stays_challenger_and_the_run_says_why(first_run: FirstRun
     from rakuten_train.cli import app
 
     root = first_run.root
+    strict = root / "strict.yaml"  # the gate's margin is the promotion rule of train too
+    strict.write_text("gate:\n  test_margin: 1.0\n", encoding="utf-8")
     result = CliRunner().invoke(
         app,
         [
             "train", "--data", str(first_run.data.processed), "--raw", str(first_run.data.raw),
-            "--params", str(root / "absent.yaml"), "--bundle-out", str(root / "models" / "second"),
+            "--params", str(strict), "--bundle-out", str(root / "models" / "second"),
             "--reports", str(root / "reports2"), "--experiment", "cli-test",
-            "--tracking-uri", first_run.uri, "--no-verbose",
-            *small_args({"epochs": 1, "registry.promotion_margin": 1.0}),
+            "--tracking-uri", first_run.uri, "--no-verbose", *small_args({"epochs": 1}),
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert f"registered {MODEL_NAME} v2: stays challenger" in result.output
-    assert "not promoted: new weighted F1" in result.output and "margin 1.0000" in result.output
+    assert "not promoted: test split" in result.output and "margin 1.0000" in result.output
     client = MlflowClient(first_run.uri)
     assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
     challenger = client.get_model_version_by_alias(MODEL_NAME, "challenger")
     assert str(challenger.version) == "2"
     assert challenger.tags["promotion"] == "rejected"
     assert challenger.tags["promotion_reason"].startswith("not promoted")
+
+
+def test_the_same_inputs_register_nothing_and_reuse_trains_nothing(first_run: FirstRun) -> None:
+    """Restarts: a model made from the same data, params and code is the registered one."""
+    from mlflow.tracking import MlflowClient
+
+    from rakuten_core.bundle import read_metadata
+
+    root, client = first_run.root, MlflowClient(first_run.uri)
+    versions = {v.version for v in client.search_model_versions(f"name = '{MODEL_NAME}'")}
+    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    fingerprint = champion.tags["train_fingerprint"]
+
+    again = _first_train(root, first_run.data, first_run.uri, bundle="same")  # DVC: it trains
+    assert again.exit_code == 0, again.output + repr(again.exception)
+    assert f"not registered: this model is {MODEL_NAME} v{champion.version} already" in again.output
+    assert f"fingerprint {fingerprint[:12]}" in again.output
+
+    reused = _first_train(root, first_run.data, first_run.uri, "--reuse", bundle="same")
+    assert reused.exit_code == 0, reused.output + repr(reused.exception)
+    assert "model up to date" in reused.output and "nothing trained" in reused.output
+    assert f"registered version {champion.version})" in reused.output
+
+    shutil.rmtree(root / "models" / "same")  # a lost models volume: the registry has it
+    restored = _first_train(root, first_run.data, first_run.uri, "--reuse", bundle="same")
+    assert restored.exit_code == 0, restored.output + repr(restored.exception)
+    assert "nothing trained" in restored.output
+    assert read_metadata(root / "models" / "same").model_version == (
+        read_metadata(root / "models" / "current").model_version
+    )
+    after = {v.version for v in client.search_model_versions(f"name = '{MODEL_NAME}'")}
+    assert after == versions
+    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == champion.version
 
 
 def test_evaluate_reproduces_the_training_reports(first_run: FirstRun) -> None:

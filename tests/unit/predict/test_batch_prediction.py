@@ -260,3 +260,26 @@ def test_the_cpu_figure_counts_the_ended_decode_processes() -> None:
     spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
     subprocess.run([sys.executable, "-c", spin], check=True)
     assert cpu_seconds() - before >= 0.25
+
+
+def test_reuse_predicts_nothing_until_the_model_or_an_input_changes(
+    predict_bundle_dir: Path, labelled_products: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "pred" / "test.csv"
+    first, _ = _predict(predict_bundle_dir, labelled_products, out, "--reuse")
+    assert first.exit_code == 0, first.output
+    written = out.stat().st_mtime_ns
+    again, _ = _predict(predict_bundle_dir, labelled_products, out, "--reuse")
+    assert again.exit_code == 0, again.output
+    assert "is up to date" in again.output and "reused, nothing predicted" in again.output
+    assert out.stat().st_mtime_ns == written
+
+    csv = labelled_products / "x.csv"
+    csv.write_text(csv.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # other bytes
+    changed, _ = _predict(predict_bundle_dir, labelled_products, out, "--reuse")
+    assert changed.exit_code == 0, changed.output
+    assert "rows ->" in changed.output and out.stat().st_mtime_ns != written
+
+    (out.with_suffix(".summary.json")).unlink()  # predictions without their summary
+    lost, _ = _predict(predict_bundle_dir, labelled_products, out, "--reuse")
+    assert lost.exit_code == 0 and "rows ->" in lost.output

@@ -15,7 +15,6 @@ from rakuten_core.scoring import classification_metrics
 from rakuten_train.evaluation import Evaluation, evaluate_model, scores
 from rakuten_train.pipeline import Split
 from rakuten_train.reports import REPORT_FILES, write_reports
-from rakuten_train.tracking import decide
 
 INDEX = CategoryIndex(CATEGORIES)
 
@@ -90,21 +89,3 @@ def test_rewriting_reports_leaves_a_hardlinked_copy_alone(tmp_path: Path) -> Non
         assert (cache / name).read_bytes() == before[name], name
         assert (cache / name).stat().st_ino != (out / name).stat().st_ino
     assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)  # no staging left
-
-
-@pytest.mark.parametrize(
-    ("new", "champion", "margin", "promoted"),
-    [
-        (0.5, None, 0.0, True),
-        (0.80, 0.80, 0.0, True),
-        (0.80, 0.79, 0.02, False),
-        (0.82, 0.80, 0.02, True),
-        (0.70, 0.80, 0.0, False),
-    ],
-)
-def test_promotion_rule(new: float, champion: float | None, margin: float, promoted: bool) -> None:
-    ok, reason = decide(new, champion, margin)
-    assert ok is promoted
-    assert f"{new:.4f}" in reason
-    if not ok:
-        assert reason.startswith("not promoted") and f"{champion:.4f}" in reason

@@ -13,12 +13,23 @@ from rakuten_train.gate_params import GateParams, load_gate_params
 PARAMS = GateParams(test_margin=0.01, holdout_margin=0.02, holdout_min_rows=50)
 
 
-def test_match_or_beat_on_the_test_split_with_the_margin() -> None:
-    assert fixed_split_check(0.81, 0.80, rows=100, params=PARAMS).passed  # 0.81 >= 0.80 + 0.01
+def test_beat_on_the_test_split_by_more_than_the_margin() -> None:
+    assert fixed_split_check(0.811, 0.80, rows=100, params=PARAMS).passed  # 0.811 > 0.80 + 0.01
     below = fixed_split_check(0.805, 0.80, rows=100, params=PARAMS)
     assert not below.passed
-    assert "0.8050 < champion 0.8000 + margin 0.0100 = 0.8100" in below.reason
+    assert "0.8050 <= champion 0.8000 + margin 0.0100 = 0.8100" in below.reason
+    assert not fixed_split_check(0.81, 0.80, rows=100, params=PARAMS).passed  # exactly the margin
     assert fixed_split_check(0.5, None, rows=100, params=PARAMS).passed  # no champion
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.01])
+def test_an_equal_model_is_never_promoted_whatever_the_margin(margin: float) -> None:
+    params = GateParams(test_margin=margin)
+    equal = fixed_split_check(0.8746, 0.8746, rows=200, params=params)
+    assert not equal.passed and "<= champion 0.8746" in equal.reason
+    # F1s are rounded to 6 digits: float noise in champion + margin decides nothing
+    assert not fixed_split_check(0.3 + margin, 0.1 + 0.2, rows=200, params=params).passed
+    assert fixed_split_check(0.8746 + margin + 1e-6, 0.8746, rows=200, params=params).passed
 
 
 def test_holdout_tolerates_a_loss_up_to_its_margin_and_no_more() -> None:

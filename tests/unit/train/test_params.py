@@ -29,7 +29,13 @@ def test_dotted_overrides_apply_on_top_of_the_file(tmp_path: Path) -> None:
     params = load_params(tmp_path / "p.yaml", {"text.embedding_dim": 8, "epochs": 2})
     assert (params.epochs, params.text.lstm_units, params.text.embedding_dim) == (2, 32, 8)
     assert params.flat()["text.embedding_dim"] == 8
-    assert params.flat()["registry.promotion_margin"] == 0.0
+    assert "registry.promotion_margin" not in params.flat()  # the gate's margin decides
+
+
+def test_the_old_promotion_margin_is_refused_with_where_it_went(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("train:\n  registry:\n    promotion_margin: 0.01\n")
+    with pytest.raises(ValueError, match=r"promotion follows gate\.test_margin"):
+        load_params(tmp_path / "p.yaml")
 
 
 @pytest.mark.parametrize(

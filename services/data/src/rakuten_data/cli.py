@@ -7,9 +7,11 @@ offline fallback to ``sample`` may follow).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from contextlib import nullcontext
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +19,7 @@ from typing import Annotated
 import typer
 
 from rakuten_core.errors import InvalidInputError, RakutenError
+from rakuten_core.job_stamp import JobStamp, make_stamp, reusable, upstream, write_stamp
 from rakuten_core.logs import configure_logging
 from rakuten_data.feedback_trust import DEFAULT_MAX_ROWS_PER_USER
 from rakuten_data.prepare import PreparationError, PrepareOptions, prepare
@@ -34,6 +37,26 @@ logger = logging.getLogger(__name__)
 EXIT_RUNTIME = 1
 EXIT_BAD_INPUT = 2
 EXIT_HUB_UNREACHABLE = 3
+PACKAGES = ("rakuten_core", "rakuten_data")  # the code whose change makes data jobs run again
+
+ReuseOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Do nothing when OUT was made from the same inputs and code (its stamp says so): "
+        "what the compose jobs do at every start; DVC runs without it."
+    ),
+]
+
+
+def _stamp(job: str, **inputs: object) -> JobStamp:
+    return make_stamp(job, inputs, packages=PACKAGES)
+
+
+def _reused(out: Path, stamp: JobStamp, reuse: bool) -> bool:
+    if reusable(out, stamp, reuse=reuse):
+        typer.echo(f"{out} is up to date ({stamp.job} {stamp.short()}): reused, nothing to do")
+        return True
+    return False
 
 
 def _setup() -> DataSettings:
@@ -70,6 +93,7 @@ def download_command(
     ] = None,
     archive: Annotated[str, typer.Option(help="Image archive in the dataset.")] = "images.zip",
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    reuse: ReuseOpt = False,
 ) -> None:
     """Download the dataset from the Hugging Face Hub (HF_ENDPOINT, HF_TOKEN) and extract images."""
     # Imported here: huggingface_hub is only needed by this command (faster sample/prepare).
@@ -88,6 +112,15 @@ def download_command(
         timeout_s=settings.hf_timeout_s,
         resumable_min_bytes=settings.hf_resumable_min_bytes,
     )
+    stamp = _stamp(
+        "download",
+        repo_id=source.repo_id,
+        revision=revision,
+        endpoint=source.endpoint,
+        archive=archive,
+    )
+    if _reused(out, stamp, reuse):
+        return
     started = time.perf_counter()
     quiet = disable_progress_bars() if not progress else nullcontext()  # huggingface_hub's bars
     try:
@@ -95,6 +128,7 @@ def download_command(
             summary = download(source, out, archive=archive, progress=progress)
     except RakutenError as exc:
         raise _exit_for(exc) from None
+    write_stamp(out, stamp)
     state = "Hub unreachable, local copy is complete" if summary.offline else "up to date"
     typer.echo(
         f"{out} {state} with {source.repo_id}@{summary.commit[:12]}: "
@@ -119,6 +153,7 @@ def sample(
         Path | None,
         typer.Option(help="Real label table for the class distribution (built-in copy if absent)."),
     ] = DEFAULT_LABEL_TABLE,
+    reuse: ReuseOpt = False,
 ) -> None:
     """Write a deterministic synthetic dataset in the raw layout, for offline runs."""
     _setup()
@@ -129,11 +164,16 @@ def sample(
         image_size=image_size,
         ambiguous_fraction=ambiguous_fraction,
     )
+    table = label_table.read_bytes() if label_table is not None and label_table.is_file() else b""
+    stamp = _stamp("sample", spec=asdict(spec), label_table=hashlib.sha256(table).hexdigest())
+    if _reused(out, stamp, reuse):
+        return
     started = time.perf_counter()
     try:
         summary = write_sample(out, spec, label_table=label_table)
     except RakutenError as exc:
         raise _exit_for(exc) from None
+    write_stamp(out, stamp)
     smallest = min(summary.train_class_counts.values())
     largest = max(summary.train_class_counts.values())
     typer.echo(
@@ -168,6 +208,7 @@ def prepare_command(
         Path | None,
         typer.Option(help="Feedback slice (export-feedback): its rows join train/val only."),
     ] = None,
+    reuse: ReuseOpt = False,
 ) -> None:
     """Validate the raw data, clean texts, split train/val/test, write parquet + report."""
     _setup()
@@ -179,6 +220,17 @@ def prepare_command(
         workers=workers,
         progress=progress,
     )
+    stamp = _stamp(
+        "prepare",
+        raw=upstream(raw),
+        feedback=upstream(feedback) if feedback is not None else "none",
+        val_size=val_size,
+        test_size=test_size,
+        seed=seed,
+        min_class_rows=min_class_rows,
+    )
+    if _reused(out, stamp, reuse):
+        return
     started = time.perf_counter()
     try:
         report = prepare(raw, out, options, feedback)
@@ -189,6 +241,7 @@ def prepare_command(
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except RakutenError as exc:
         raise _exit_for(exc) from None
+    write_stamp(out, stamp)
     splits = ", ".join(f"{name} {s.rows}" for name, s in report.splits.items())
     if report.feedback is not None:
         typer.echo(

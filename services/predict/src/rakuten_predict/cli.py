@@ -13,6 +13,7 @@ died, or the batch took longer than ``--decode-timeout``).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -26,11 +27,13 @@ from pydantic import ValidationError
 from rakuten_core.bundle import load_bundle
 from rakuten_core.errors import InvalidInputError, ModelUnavailableError
 from rakuten_core.job_metrics import JOB_PREDICT, job_run
+from rakuten_core.job_stamp import JobStamp, clear_stamp, reusable, write_stamp
 from rakuten_core.logs import configure_logging
 from rakuten_predict.engine import DEFAULT_DECODE_TIMEOUT_S, DecodeProcessError
 from rakuten_predict.model_source import is_mlflow_uri, resolve_model
 from rakuten_predict.runner import RunConfig, check_inputs, run_prediction, write_json
 from rakuten_predict.settings import PredictSettings
+from rakuten_predict.stamp import predict_stamp
 
 app = typer.Typer(
     help="Batch prediction of Rakuten product types from a CSV and an image folder.",
@@ -90,6 +93,13 @@ def predict(
         ),
     ] = DEFAULT_DECODE_TIMEOUT_S,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr")] = True,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            help="Predict nothing when OUT was made by the same model version from the same "
+            "inputs and code (its stamp says so): what the compose job does at every start"
+        ),
+    ] = False,
 ) -> None:
     """Predict every product of CSV; write predictions, a summary and (with labels) metrics."""
     try:
@@ -107,33 +117,74 @@ def predict(
         timeout_s=settings.pushgateway_timeout_s,
         auth=settings.pushgateway_auth(),
     ) as job:
-        document = _predict(
-            settings,
-            model=model or settings.model_path,
-            config=RunConfig(
-                csv=csv,
-                images=images,
-                out=out,
-                batch_size=batch_size,
-                workers=workers,
-                decode_timeout_s=decode_timeout,
-                labels=labels,
-                progress=progress,
-            ),
-            summary_path=summary or out.with_suffix(".summary.json"),
-            metrics=metrics,
+        config = RunConfig(
+            csv=csv,
+            images=images,
+            out=out,
+            batch_size=batch_size,
+            workers=workers,
+            decode_timeout_s=decode_timeout,
+            labels=labels,
+            progress=progress,
         )
+        summary_path = summary or out.with_suffix(".summary.json")
+        stamp = _stamp(config, model=model or settings.model_path, settings=settings)
+        document = _reused(out, summary_path, stamp, reuse=reuse)
+        job.reused = document is not None
+        if document is None:
+            document = _predict(
+                settings,
+                model=model or settings.model_path,
+                config=config,
+                summary_path=summary_path,
+                metrics=metrics,
+            )
+            if stamp is not None:
+                write_stamp(out, stamp)
         job.rows = int(document["rows"])
         if labels is not None:
             job.weighted_f1 = float(document["metrics"]["weighted_f1"])
         job.model_name = document["model"]["name"]
         job.model_version = document["model"]["version"]
+    if job.reused:
+        typer.echo(
+            f"{out} is up to date ({document['rows']} rows by {document['model']['name']} "
+            f"{document['model']['version']}, predict {stamp.short() if stamp else '?'}): "
+            "reused, nothing predicted"
+        )
+        return
     throughput = document["throughput"]
     typer.echo(
         f"{document['rows']} rows -> {out} ({throughput['rows_per_second']} rows/s); "
         f"summary {summary or out.with_suffix('.summary.json')}"
         + (f"; weighted F1 {document['metrics']['weighted_f1']:.4f}" if labels else "")
     )
+
+
+def _stamp(config: RunConfig, *, model: str, settings: PredictSettings) -> JobStamp | None:
+    """The run's stamp; None when its inputs cannot be read (the run then says what is wrong)."""
+    try:
+        return predict_stamp(config, model=model, tracking_uri=settings.mlflow_tracking_uri)
+    except Exception as exc:  # a missing file, an unknown alias, MLflow down: run and report
+        logger.info("no stamp for this run (%s): it runs in full", exc)
+        return None
+
+
+def _reused(
+    out: Path, summary_path: Path, stamp: JobStamp | None, *, reuse: bool
+) -> dict[str, Any] | None:
+    """The last run's summary when OUT is up to date for ``stamp``; else None (stamp cleared)."""
+    if stamp is None:
+        clear_stamp(out)
+        return None
+    if not reusable(out, stamp, reuse=reuse):
+        return None
+    try:
+        document: dict[str, Any] = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        clear_stamp(out)  # predictions without their summary: made again
+        return None
+    return document
 
 
 def _predict(

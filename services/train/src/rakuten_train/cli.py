@@ -100,13 +100,27 @@ def train(
         list[str] | None, typer.Option("--set", help="Override a train param: key=value.")
     ] = None,
     verbose: Annotated[bool, typer.Option(help="Per-epoch progress and INFO logs.")] = True,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            help="Train nothing when a model was made from the same data, params and code (a "
+            "registered version carries its fingerprint): what the compose job does at every "
+            "start; DVC runs without it."
+        ),
+    ] = False,
 ) -> None:
-    """Train on train/val, evaluate on test, write bundle + reports, log to MLflow, register."""
+    """Train on train/val, evaluate on test, write bundle + reports, log to MLflow, register.
+
+    The promotion rule is the gate's (``gate.test_margin`` of the same params file): strictly
+    better than the champion by more than the margin.
+    """
     settings = _start(verbose)
     from pydantic import ValidationError  # noqa: PLC0415
 
     from rakuten_core.errors import DataValidationError  # noqa: PLC0415
     from rakuten_core.job_metrics import JOB_TRAIN, job_run  # noqa: PLC0415
+    from rakuten_train.gate_params import load_gate_params  # noqa: PLC0415
+    from rakuten_train.loop_report import train_promotion_figures  # noqa: PLC0415
     from rakuten_train.params import load_params  # noqa: PLC0415
     from rakuten_train.training import train as run_training  # noqa: PLC0415
 
@@ -124,6 +138,7 @@ def train(
     ) as job:
         try:
             train_params = load_params(params or settings.params_file, overrides)
+            gate_params = load_gate_params(params or settings.params_file)
         except (ValidationError, ValueError) as exc:
             typer.echo(f"invalid train params: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -138,6 +153,8 @@ def train(
                 register=settings.train_register if register is None else register,
                 tracking_uri=tracking_uri or settings.mlflow_tracking_uri,
                 verbose=2 if verbose else 0,
+                gate=gate_params,
+                reuse=reuse,
             )
         except (DataValidationError, FileNotFoundError) as exc:
             typer.echo(f"cannot train: {exc}", err=True)
@@ -146,6 +163,24 @@ def train(
         job.rows = result.train_rows
         job.weighted_f1 = float(m["weighted_f1"])
         job.model_name, job.model_version = result.model_name, result.model_version
+        job.reused = result.reused_version is not None
+        if result.promotion is not None:  # champion vs challenger, promoted or refused and why
+            p = result.promotion
+            job.extra.extend(
+                train_promotion_figures(
+                    promoted=p.promoted,
+                    registered=p.registered,
+                    challenger_f1=float(m["weighted_f1"]),
+                    champion_f1=p.champion_weighted_f1,
+                )
+            )
+    if result.reused_version is not None:
+        typer.echo(
+            f"model up to date: {result.model_name} {result.model_version} (registered version "
+            f"{result.reused_version}) was trained from the same data, params and code (train "
+            f"{result.stamp.short()}); nothing trained. Test weighted F1 {m['weighted_f1']:.4f}"
+        )
+        return
     typer.echo(
         f"test weighted F1 {m['weighted_f1']:.4f} (text-only {m['text_only_weighted_f1']:.4f}, "
         f"image-only {m['image_only_weighted_f1']:.4f}), macro F1 {m['macro_f1']:.4f}, "
@@ -157,8 +192,12 @@ def train(
     )
     if result.promotion is not None:
         p = result.promotion
-        status = "promoted to champion" if p.promoted else "stays challenger"
-        typer.echo(f"registered {train_params.registry.model_name} v{p.version}: {status}")
+        name = train_params.registry.model_name
+        if p.registered:
+            status = "promoted to champion" if p.promoted else "stays challenger"
+            typer.echo(f"registered {name} v{p.version}: {status}")
+        else:
+            typer.echo(f"not registered: this model is {name} v{p.version} already")
         typer.echo(f"  {p.reason}")
 
 

@@ -4,7 +4,11 @@ Two checks, both on weighted F1 of the fused inputs, with the margins of ``param
 ``gate:`` section (:class:`rakuten_train.gate_params.GateParams`):
 
 1. the fixed test split (computed from ``data/raw`` alone, so every retraining is measured on the
-   same rows): challenger >= champion + ``test_margin``, i.e. match or beat;
+   same rows): challenger > champion + ``test_margin``, i.e. beat it by more than the margin. An
+   equal model is refused even with a margin of 0: replacing a model by its equal only moves the
+   alias (and reloads every replica) for nothing. This check is the platform's one promotion
+   rule: the train job's own promotion (:func:`rakuten_train.tracking.register_and_promote`)
+   applies it too;
 2. the recent feedback holdout (the newest labelled feedback, never trained on): challenger >=
    champion - ``holdout_margin``, i.e. do not lose by more than the margin on today's traffic.
    Skipped, with the reason recorded, when it has fewer than ``holdout_min_rows`` rows.
@@ -64,7 +68,7 @@ class Decision:
 def fixed_split_check(
     challenger_f1: float, champion_f1: float | None, *, rows: int, params: GateParams
 ) -> Check:
-    """Match or beat the champion on the fixed test split (plus ``test_margin``)."""
+    """Beat the champion on the fixed test split by more than ``test_margin`` (strictly)."""
     margin = params.test_margin
     if champion_f1 is None:
         return Check(
@@ -72,8 +76,8 @@ def fixed_split_check(
             f"no champion to compare with; challenger weighted F1 {challenger_f1:.4f}",
         )  # fmt: skip
     needed = champion_f1 + margin
-    passed = challenger_f1 >= needed - _EPSILON
-    relation = ">=" if passed else "<"
+    passed = challenger_f1 > needed + _EPSILON
+    relation = ">" if passed else "<="
     return Check(
         "test_split", rows, challenger_f1, champion_f1, margin, passed, False,
         f"test split ({rows} rows): challenger weighted F1 {challenger_f1:.4f} {relation} "

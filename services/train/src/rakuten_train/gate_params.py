@@ -22,7 +22,8 @@ class GateParams(BaseModel):
         default=0.0,
         ge=-1.0,
         le=1.0,
-        description="fixed test split: challenger weighted F1 >= champion's + test_margin",
+        description="fixed test split: challenger weighted F1 > champion's + test_margin "
+        "(strictly; the train job's promotion uses it too)",
     )
     holdout_margin: float = Field(
         default=0.02,

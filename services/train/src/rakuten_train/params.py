@@ -68,12 +68,23 @@ class ImageParams(_Section):
 
 
 class RegistryParams(_Section):
-    """MLflow model registry: name and promotion rule."""
+    """MLflow model registry: the name models are registered under.
+
+    The promotion rule is not here: it is the gate's (``gate.test_margin``), one rule for the
+    train job and the retraining loop.
+    """
 
     model_name: str = "rakuten-multimodal"
-    promotion_margin: float = Field(
-        default=0.0, description="champion replaced when new weighted F1 >= champion's + margin"
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_margin(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "promotion_margin" in data:
+            raise ValueError(
+                "registry.promotion_margin is gone: promotion follows gate.test_margin "
+                "(params.yaml gate: section), one rule for training and the retraining loop"
+            )
+        return data
 
 
 class TrainParams(_Section):

@@ -32,7 +32,7 @@ class TrainSettings(JobSettings):
     )
     train_register: bool = Field(
         default=True,
-        description="train registers its model and promotes it by registry.promotion_margin; "
+        description="train registers its model and promotes it by the gate's test_margin; "
         "false (the retraining DAG) only logs the run: `rakuten-train register` and the gate "
         "take it from there.",
     )

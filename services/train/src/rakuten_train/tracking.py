@@ -23,6 +23,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from rakuten_train import aliases
+from rakuten_train.gate import fixed_split_check
+from rakuten_train.gate_params import GateParams
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 CHAMPION = aliases.CHAMPION
 CHALLENGER = aliases.CHALLENGER
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+FINGERPRINT_TAG = "train_fingerprint"  # a version's train job stamp (rakuten_core.job_stamp)
 
 
 def tracking_uri(explicit: str | None = None) -> str:
@@ -116,21 +119,26 @@ class Promotion:
     reason: str
     champion_version: str | None = None
     champion_weighted_f1: float | None = None
+    registered: bool = True  # False: an identical version existed, nothing was registered
 
 
-def decide(new_f1: float, champion_f1: float | None, margin: float) -> tuple[bool, str]:
-    """Promotion rule: no champion, or new weighted F1 >= champion's + margin."""
-    if champion_f1 is None:
-        return True, f"no champion yet; new weighted F1 {new_f1:.4f}"
-    needed = champion_f1 + margin
-    if new_f1 >= needed - 1e-9:  # F1s are rounded to 6 digits; ignore float noise in the sum
-        return True, (
-            f"new weighted F1 {new_f1:.4f} >= champion {champion_f1:.4f} + margin {margin:.4f}"
+def version_with_fingerprint(name: str, fingerprint: str) -> str | None:
+    """The registered version of ``name`` trained from exactly these inputs and code, if any.
+
+    The fingerprint is the train job's stamp (:mod:`rakuten_core.job_stamp`), kept as the tag
+    ``train_fingerprint`` of each version it registers; the newest such version is returned.
+    """
+    client = MlflowClient()
+    try:
+        found = client.search_model_versions(
+            f"name = '{name}' and tags.{FINGERPRINT_TAG} = '{fingerprint}'"
         )
-    return False, (
-        f"not promoted: new weighted F1 {new_f1:.4f} < champion {champion_f1:.4f} "
-        f"+ margin {margin:.4f} = {needed:.4f} (same test split)"
-    )
+    except mlflow.exceptions.MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc):  # no such registered model yet
+            return None
+        raise
+    versions = sorted((int(v.version) for v in found), reverse=True)
+    return str(versions[0]) if versions else None
 
 
 def register_and_promote(
@@ -138,17 +146,32 @@ def register_and_promote(
     *,
     name: str,
     new_f1: float,
-    margin: float,
+    test_rows: int,
+    gate: GateParams,
+    fingerprint: str,
     champion_score: Any,
 ) -> Promotion:
     """Register ``model_uri`` as ``challenger``; move ``champion`` to it if it wins.
+
+    The rule is the gate's fixed-split check (:func:`rakuten_train.gate.fixed_split_check`,
+    ``gate.test_margin``): strictly better than the champion by more than the margin. A model
+    whose fingerprint a registered version already carries is not registered again: it is that
+    version, and its promotion was decided when it was registered.
 
     ``champion_score(bundle_dir) -> float`` re-evaluates the current champion on the new run's
     test split, so both are compared on the same rows; a champion that cannot be downloaded or
     loaded is replaced (its failure is the reason given).
     """
     client = MlflowClient()
+    existing = version_with_fingerprint(name, fingerprint)
+    if existing is not None:
+        reason = (
+            f"identical to {name} v{existing} (same data, params and code; fingerprint "
+            f"{fingerprint[:12]}): not registered again"
+        )
+        return Promotion(existing, False, reason, registered=False)
     version = str(mlflow.register_model(model_uri, name).version)
+    client.set_model_version_tag(name, version, FINGERPRINT_TAG, fingerprint)
     client.set_registered_model_alias(name, CHALLENGER, version)
     champion_version: str | None = None
     champion_f1: float | None = None
@@ -166,8 +189,9 @@ def register_and_promote(
         except Exception as exc:  # any failure to read the champion means it cannot compete
             failure = f"champion v{champion_version} could not be evaluated ({exc}); "
             logger.warning("%s", failure)
-    promoted, reason = decide(new_f1, champion_f1, margin)
-    reason = failure + reason
+    check = fixed_split_check(new_f1, champion_f1, rows=test_rows, params=gate)
+    promoted = check.passed
+    reason = failure + ("promoted: " if promoted else "not promoted: ") + check.reason
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     client.set_model_version_tag(name, version, "promotion", "champion" if promoted else "rejected")

@@ -22,15 +22,18 @@ import keras
 import mlflow
 import tensorflow as tf
 
-from rakuten_core.bundle import BundleMetadata, load_bundle, save_bundle
+from rakuten_core.bundle import BundleMetadata, load_bundle, read_metadata, save_bundle
 from rakuten_core.categories import CATEGORIES, CategoryIndex
 from rakuten_core.dataset import REPORT_FILE
+from rakuten_core.job_stamp import JobStamp, clear_stamp, write_stamp
 from rakuten_train import tracking
 from rakuten_train.evaluation import Evaluation, evaluate_model, predict_split, scores
+from rakuten_train.gate_params import GateParams
 from rakuten_train.model import build_model, compile_model
 from rakuten_train.params import TrainParams
 from rakuten_train.pipeline import Split, class_weights, load_split, make_dataset
 from rakuten_train.reports import write_reports
+from rakuten_train.reuse import reusable_model, train_rows, train_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ class TrainResult:
     train_rows: int
     model_name: str
     model_version: str
+    stamp: JobStamp
+    reused_version: str | None = None  # set when nothing was trained: the registered version
 
 
 def seed_everything(params: TrainParams) -> None:
@@ -85,13 +90,34 @@ def train(
     tracking_uri: str | None = None,
     track: bool = True,
     verbose: int = 2,
+    gate: GateParams | None = None,
+    reuse: bool = False,
 ) -> TrainResult:
     """Run the whole training job; see the module docstring.
 
     ``track=False`` skips MLflow entirely (no run, no registry): for test fixtures that only need
-    a bundle. ``register`` is ignored then.
+    a bundle. ``register`` is ignored then. ``gate`` holds the promotion margin (``gate:`` of
+    params.yaml). ``reuse``: when a model was made from the same inputs and code
+    (:func:`train_stamp`), return it instead of training (:func:`reuse_trained`).
     """
     start = time.perf_counter()
+    stamp = train_stamp(data=data, raw=raw, params=params)
+    if reuse:
+        if track and register:
+            tracking.setup(tracking.tracking_uri(tracking_uri), experiment)
+        version = reusable_model(
+            stamp, model_name=params.registry.model_name, bundle_out=bundle_out,
+            registry=track and register,
+        )  # fmt: skip
+        if version is not None:
+            metadata = read_metadata(bundle_out)
+            return TrainResult(
+                bundle_out, metadata.metrics, metadata.mlflow_run_id or "", None, 0,
+                time.perf_counter() - start, train_rows=train_rows(data),
+                model_name=metadata.model_name, model_version=metadata.model_version,
+                stamp=stamp, reused_version=version,
+            )  # fmt: skip
+    clear_stamp(bundle_out)
     seed_everything(params)
     categories = CategoryIndex(CATEGORIES)
     train_split, val_split, test_split = (
@@ -179,7 +205,9 @@ def train(
                 model_uri,
                 name=params.registry.model_name,
                 new_f1=float(evaluation.metrics["weighted_f1"]),
-                margin=params.registry.promotion_margin,
+                test_rows=len(test_split),
+                gate=gate or GateParams(),
+                fingerprint=stamp.fingerprint,
                 champion_score=lambda path: champion_f1(path, test_split),
             )
             mlflow.set_tags(
@@ -191,6 +219,7 @@ def train(
             )
             if promotion.champion_weighted_f1 is not None:
                 mlflow.log_metric("champion_weighted_f1", promotion.champion_weighted_f1)
+    write_stamp(bundle_out, stamp)
     return TrainResult(
         bundle_out,
         evaluation.metrics,
@@ -201,6 +230,7 @@ def train(
         train_rows=len(train_split),
         model_name=metadata.model_name,
         model_version=metadata.model_version,
+        stamp=stamp,
     )
 
 
