@@ -117,6 +117,21 @@ class Stack:
     def network(self, name: str) -> str:
         return f"{self.project}_{name}"
 
+    def with_env(self, name: str, **values: str) -> Stack:
+        """The same stack read through a copy of its env file with ``values`` set.
+
+        A later ``compose("up", "-d", "--no-deps", service)`` recreates ``service`` with them.
+        """
+        lines = [
+            line
+            for line in self.env_file.read_text().splitlines()
+            if line.partition("=")[0] not in values
+        ]
+        lines += [f"{key}={value}" for key, value in values.items()]
+        env_file = self.env_file.with_name(f"env-{name}")
+        env_file.write_text("".join(line + "\n" for line in lines))
+        return Stack(**{**self.__dict__, "env_file": env_file})
+
 
 def _write_env(path: Path, *, logs: Path, tls_dir: Path | None, ports: dict[str, int]) -> None:
     # The quick start's settings as they are (no secret, production by default), plus what the

@@ -158,10 +158,12 @@ def run_wrk(
     workdir: Path,
     products: Sequence[Product] = (TEXT_ONLY,),
     script: tuple[Path, Path] | None = None,
+    timeout_s: float = 30.0,
 ) -> WrkResult:
     """``wrk -c connections`` on ``base_url/predict`` for ``duration_s`` seconds.
 
     ``script`` reuses what :func:`write_script` wrote (else it is written for ``products``).
+    An answer slower than ``timeout_s`` counts as a ``timeout`` socket error.
     Raises:
         WrkNotInstalledError: no ``wrk`` binary.
     """
@@ -171,7 +173,7 @@ def run_wrk(
     lua, ids = script or write_script(token, workdir, products)
     threads = min(2, connections)
     command = [binary, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration_s))}s"]
-    command += ["--timeout", "30s", "-s", str(lua), f"{base_url}/predict"]
+    command += ["--timeout", f"{timeout_s:g}s", "-s", str(lua), f"{base_url}/predict"]
     log = workdir / f"wrk-{uuid.uuid4().hex[:8]}.out"
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)

@@ -1,5 +1,11 @@
 """Pure-ASGI middleware: request id + access log + HTTP metrics, and the request body limit.
 
+The request id is the caller's ``X-Request-ID`` when it is a usable key (16 to 64 characters
+from ``A-Z a-z 0-9 _ -``), else a new one. The proxy sets it once per client request and keeps it
+when it retries the request on another replica, so the prediction record (keyed by it) is
+written once whichever replica answers. Taking it is safe because nothing but the proxy reaches
+serve in the stack and the proxy overwrites whatever a client sent (docs/security.md); a
+client that reaches serve directly can only choose the id of its own request.
 The access log records method, path (never the query string), route, status, duration, client
 address and user name. An exception nothing else handled is answered here, inside the request's
 context: a JSON 500 carrying the request id, the traceback logged under that id, the access log
@@ -13,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from typing import Any
 
@@ -24,6 +31,9 @@ from rakuten_serve.telemetry import Telemetry
 access_logger = logging.getLogger("rakuten_serve.access")
 logger = logging.getLogger(__name__)
 REQUEST_ID_HEADER = b"x-request-id"
+# what the prediction record's key (String(64)) accepts and a log line carries as it is; 16
+# characters at least, so that an id cannot be a short word two clients pick alike
+_USABLE_REQUEST_ID = re.compile(rb"[A-Za-z0-9_-]{16,64}")
 
 
 def new_request_id() -> str:
@@ -38,6 +48,16 @@ def new_request_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
+def request_id_of(scope: Scope) -> str:
+    """The request's ``X-Request-ID`` when usable (the first one, whole), else a new id."""
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER:
+            if _USABLE_REQUEST_ID.fullmatch(value):
+                return bytes(value).decode("ascii")
+            break
+    return new_request_id()
+
+
 class RequestContextMiddleware:
     """Gives every request an id (response header ``X-Request-ID``), logs and measures it."""
 
@@ -49,7 +69,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = new_request_id()
+        rid = request_id_of(scope)
         token = request_id.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
         status = 500

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from rakuten_core.records import ShadowPrediction
 from rakuten_core.schema import ImageLimits, Product
+from rakuten_serve.db.inserts import insert_new
 from rakuten_serve.predictor import Predictor, PreparedInput, prepare_input
 from rakuten_serve.schemas import PredictionResponse
 from rakuten_serve.telemetry import Telemetry
@@ -169,22 +169,23 @@ class ShadowScorer:
         seconds = time.perf_counter() - started
         now = datetime.now(UTC)
         rows = [
-            ShadowPrediction(
-                request_id=req.answer.request_id,
-                created_at=now,
-                champion_model_version=req.answer.model_version,
-                champion_prdtypecode=req.answer.prdtypecode,
-                champion_probability=req.answer.probability,
-                challenger_model_name=result.model_name,
-                challenger_model_version=result.model_version,
-                challenger_prdtypecode=result.top[0].prdtypecode,
-                challenger_probability=result.top[0].probability,
-                challenger_latency_ms=round(seconds * 1000, 2),
-            )
+            {
+                "request_id": req.answer.request_id,
+                "created_at": now,
+                "champion_model_version": req.answer.model_version,
+                "champion_prdtypecode": req.answer.prdtypecode,
+                "champion_probability": req.answer.probability,
+                "challenger_model_name": result.model_name,
+                "challenger_model_version": result.model_version,
+                "challenger_prdtypecode": result.top[0].prdtypecode,
+                "challenger_probability": result.top[0].probability,
+                "challenger_latency_ms": round(seconds * 1000, 2),
+            }
             for req, result in zip(batch, results, strict=True)
         ]
-        agreed = [r.champion_prdtypecode == r.challenger_prdtypecode for r in rows]
-        with Session(self._engine, expire_on_commit=False) as session, session.begin():
-            session.add_all(rows)
+        agreed = [r["champion_prdtypecode"] == r["challenger_prdtypecode"] for r in rows]
+        # a request retried on another replica may be shadowed by both: the first row stays
+        with self._engine.begin() as connection:
+            insert_new(connection, ShadowPrediction, rows)
         self._scored += len(rows)
         self._telemetry.shadow_scored(agreed=agreed, seconds=seconds)

@@ -5,7 +5,9 @@ inserts queued records in batches. When a write fails the batch is appended to a
 spool file (``RAKUTEN_RECORD_SPOOL_DIR``, one file per process) and retried with exponential
 backoff; while the spool holds records, new ones go behind them, so order is kept. A spool file
 left by a process that died is replayed by the next one. Inserts skip request ids already
-present, so a replay after a partial failure never duplicates a row. Only when the in-memory
+present (``ON CONFLICT DO NOTHING``, :mod:`rakuten_serve.db.inserts`), so neither a replay after a
+partial failure nor a request the proxy retried on another replica (same ``X-Request-ID``,
+recorded by both) duplicates a row: the first write wins. Only when the in-memory
 queue and the spool (``RAKUTEN_RECORD_SPOOL_MAX_BYTES``) are both full is a record dropped,
 counted in ``rakuten_prediction_records_dropped``.
 """
@@ -24,9 +26,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine
 
 from rakuten_core.records import Prediction
+from rakuten_serve.db.inserts import insert_new
 from rakuten_serve.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -182,22 +185,23 @@ class PredictionRecorder:
         # per record cost ~2 ms of GIL-holding CPU per prediction under load, taken from the
         # event loop (docs/performance.md).
         ids = [r["request_id"] for r in records]
+        fresh: dict[str, Record] = {}
+        for record in records:
+            fresh.setdefault(record["request_id"], record)
+        by_columns: dict[tuple[str, ...], list[Record]] = {}
+        for record in fresh.values():  # records spooled by an older version may lack a column
+            by_columns.setdefault(tuple(sorted(record)), []).append(record)
+        written = 0
         with self._engine.begin() as connection:
-            existing: set[str] = set(
-                connection.scalars(
-                    select(Prediction.request_id).where(Prediction.request_id.in_(ids))
-                )
-            )
-            fresh: dict[str, Record] = {}
-            for record in records:
-                if record["request_id"] not in existing:
-                    fresh.setdefault(record["request_id"], record)
-            by_columns: dict[tuple[str, ...], list[Record]] = {}
-            for record in fresh.values():  # records spooled by an older version may lack a column
-                by_columns.setdefault(tuple(sorted(record)), []).append(record)
             for rows in by_columns.values():
-                connection.execute(insert(Prediction), rows)
-        self._telemetry.records_written(len(fresh))
+                written += len(insert_new(connection, Prediction, rows))
+        self._telemetry.records_written(written)
+        if written < len(fresh):
+            logger.info(
+                "%d prediction records were in the database already (a replay, or a request "
+                "retried on another replica)",
+                len(fresh) - written,
+            )
         self._forget(ids)
         self._backoff_s = self._retry_initial_s
 
