@@ -122,7 +122,7 @@ def train(
     from rakuten_train.gate_params import load_gate_params  # noqa: PLC0415
     from rakuten_train.loop_report import train_promotion_figures  # noqa: PLC0415
     from rakuten_train.params import load_params  # noqa: PLC0415
-    from rakuten_train.training import train as run_training  # noqa: PLC0415
+    from rakuten_train.reuse import reuse_model  # noqa: PLC0415
 
     overrides = _parse_set(set_ or [])
     if settings.registered_model_name and "registry.model_name" not in overrides:
@@ -142,6 +142,31 @@ def train(
         except (ValidationError, ValueError) as exc:
             typer.echo(f"invalid train params: {exc}", err=True)
             raise typer.Exit(2) from None
+        registering = settings.train_register if register is None else register
+        reused = None
+        if reuse:  # before TensorFlow is imported: a restart that trains nothing stays quick
+            reused = reuse_model(
+                data=data or settings.processed_dir,
+                raw=raw or settings.raw_dir,
+                params=train_params,
+                bundle_out=bundle_out or settings.bundle_dir,
+                registry=registering,
+                tracking_uri=tracking_uri or settings.mlflow_tracking_uri,
+            )
+        if reused is not None:
+            meta = reused.metadata
+            job.rows, job.weighted_f1 = reused.train_rows, float(meta.metrics["weighted_f1"])
+            job.model_name, job.model_version = meta.model_name, meta.model_version
+            job.reused = True
+            typer.echo(
+                f"model up to date: {meta.model_name} {meta.model_version} (registered version "
+                f"{reused.version}) was trained from the same data, params and code (train "
+                f"{reused.stamp.short()}); nothing trained. Test weighted F1 "
+                f"{job.weighted_f1:.4f}"
+            )
+            return
+        from rakuten_train.training import train as run_training  # noqa: PLC0415  (TensorFlow)
+
         try:
             result = run_training(
                 data=data or settings.processed_dir,
@@ -150,11 +175,10 @@ def train(
                 bundle_out=bundle_out or settings.bundle_dir,
                 reports=reports,
                 experiment=experiment or settings.mlflow_experiment,
-                register=settings.train_register if register is None else register,
+                register=registering,
                 tracking_uri=tracking_uri or settings.mlflow_tracking_uri,
                 verbose=2 if verbose else 0,
                 gate=gate_params,
-                reuse=reuse,
             )
         except (DataValidationError, FileNotFoundError) as exc:
             typer.echo(f"cannot train: {exc}", err=True)
@@ -163,7 +187,7 @@ def train(
         job.rows = result.train_rows
         job.weighted_f1 = float(m["weighted_f1"])
         job.model_name, job.model_version = result.model_name, result.model_version
-        job.reused = result.reused_version is not None
+        job.reused = False
         if result.promotion is not None:  # champion vs challenger, promoted or refused and why
             p = result.promotion
             job.extra.extend(
@@ -174,13 +198,6 @@ def train(
                     champion_f1=p.champion_weighted_f1,
                 )
             )
-    if result.reused_version is not None:
-        typer.echo(
-            f"model up to date: {result.model_name} {result.model_version} (registered version "
-            f"{result.reused_version}) was trained from the same data, params and code (train "
-            f"{result.stamp.short()}); nothing trained. Test weighted F1 {m['weighted_f1']:.4f}"
-        )
-        return
     typer.echo(
         f"test weighted F1 {m['weighted_f1']:.4f} (text-only {m['text_only_weighted_f1']:.4f}, "
         f"image-only {m['image_only_weighted_f1']:.4f}), macro F1 {m['macro_f1']:.4f}, "

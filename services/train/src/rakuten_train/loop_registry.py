@@ -23,6 +23,7 @@ from rakuten_train.aliases import CHALLENGER, CHAMPION
 logger = logging.getLogger(__name__)
 MODEL_URI_TAG = "model_uri"  # set by training on its run: the logged model to register
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # as rakuten_train.tracking (no Keras import here)
+FINGERPRINT_TAG = "train_fingerprint"  # a version's train job stamp (rakuten_core.job_stamp)
 
 
 def tracking_uri(explicit: str | None = None) -> str:
@@ -42,6 +43,25 @@ class Registered:
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+def version_with_fingerprint(name: str, fingerprint: str) -> str | None:
+    """The registered version of ``name`` trained from exactly these inputs and code, if any.
+
+    The fingerprint is the train job's stamp (:mod:`rakuten_core.job_stamp`), kept as the tag
+    ``train_fingerprint`` of each version it registers; the newest such version is returned.
+    """
+    client = MlflowClient()  # the tracking and registry URIs set by the caller
+    try:
+        found = client.search_model_versions(
+            f"name = '{name}' and tags.{FINGERPRINT_TAG} = '{fingerprint}'"
+        )
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc):  # no such registered model yet
+            return None
+        raise
+    versions = sorted((int(v.version) for v in found), reverse=True)
+    return str(versions[0]) if versions else None
 
 
 def register_challenger(bundle: Path, *, name: str, tracking_uri: str) -> Registered:

@@ -5,6 +5,9 @@ when no model was made yet from the same prepared data, raw images, params and c
 :mod:`rakuten_core.job_stamp`). With the registry, "made" means a registered version carries the
 fingerprint (tag ``train_fingerprint``), so a new MLflow volume means training again, and a
 bundle folder that was lost is downloaded from that version.
+
+Nothing here imports TensorFlow (about 10 s of a restart on 2 cores): the CLI asks this module
+first and imports the training code only when it has to train.
 """
 
 from __future__ import annotations
@@ -13,12 +16,16 @@ import json
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
+
+from rakuten_core.bundle import BundleMetadata, read_metadata
 from rakuten_core.dataset import REPORT_FILE
 from rakuten_core.job_stamp import JobStamp, is_current, make_stamp, upstream, write_stamp
 from rakuten_core.registry import resolve_bundle
-from rakuten_train import tracking
+from rakuten_train import loop_registry
 from rakuten_train.params import TrainParams
 
 logger = logging.getLogger(__name__)
@@ -50,6 +57,39 @@ def train_rows(processed: Path) -> int:
         return 0
 
 
+@dataclass(frozen=True)
+class Reused:
+    """A model that needs no training: what the job reports instead of a new run."""
+
+    version: str  # its registered version ("local" without the registry)
+    metadata: BundleMetadata
+    train_rows: int
+    stamp: JobStamp
+
+
+def reuse_model(
+    *,
+    data: Path,
+    raw: Path,
+    params: TrainParams,
+    bundle_out: Path,
+    registry: bool,
+    tracking_uri: str | None,
+) -> Reused | None:
+    """The model already made from these inputs and code, in ``bundle_out``; else None."""
+    stamp = train_stamp(data=data, raw=raw, params=params)
+    if registry:
+        uri = loop_registry.tracking_uri(tracking_uri)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    version = reusable_model(
+        stamp, model_name=params.registry.model_name, bundle_out=bundle_out, registry=registry
+    )
+    if version is None:
+        return None
+    return Reused(version, read_metadata(bundle_out), train_rows(data), stamp)
+
+
 def reusable_model(
     stamp: JobStamp, *, model_name: str, bundle_out: Path, registry: bool
 ) -> str | None:
@@ -61,7 +101,7 @@ def reusable_model(
     """
     version = None
     if registry:
-        version = tracking.version_with_fingerprint(model_name, stamp.fingerprint)
+        version = loop_registry.version_with_fingerprint(model_name, stamp.fingerprint)
         if version is None:
             return None
     if not is_current(bundle_out, stamp):

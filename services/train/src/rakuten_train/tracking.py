@@ -22,9 +22,10 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
-from rakuten_train import aliases
+from rakuten_train import aliases, loop_registry
 from rakuten_train.gate import fixed_split_check
 from rakuten_train.gate_params import GateParams
+from rakuten_train.loop_registry import version_with_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 CHAMPION = aliases.CHAMPION
 CHALLENGER = aliases.CHALLENGER
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
-FINGERPRINT_TAG = "train_fingerprint"  # a version's train job stamp (rakuten_core.job_stamp)
 
 
 def tracking_uri(explicit: str | None = None) -> str:
@@ -122,25 +122,6 @@ class Promotion:
     registered: bool = True  # False: an identical version existed, nothing was registered
 
 
-def version_with_fingerprint(name: str, fingerprint: str) -> str | None:
-    """The registered version of ``name`` trained from exactly these inputs and code, if any.
-
-    The fingerprint is the train job's stamp (:mod:`rakuten_core.job_stamp`), kept as the tag
-    ``train_fingerprint`` of each version it registers; the newest such version is returned.
-    """
-    client = MlflowClient()
-    try:
-        found = client.search_model_versions(
-            f"name = '{name}' and tags.{FINGERPRINT_TAG} = '{fingerprint}'"
-        )
-    except mlflow.exceptions.MlflowException as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc):  # no such registered model yet
-            return None
-        raise
-    versions = sorted((int(v.version) for v in found), reverse=True)
-    return str(versions[0]) if versions else None
-
-
 def register_and_promote(
     model_uri: str,
     *,
@@ -171,7 +152,7 @@ def register_and_promote(
         )
         return Promotion(existing, False, reason, registered=False)
     version = str(mlflow.register_model(model_uri, name).version)
-    client.set_model_version_tag(name, version, FINGERPRINT_TAG, fingerprint)
+    client.set_model_version_tag(name, version, loop_registry.FINGERPRINT_TAG, fingerprint)
     client.set_registered_model_alias(name, CHALLENGER, version)
     champion_version: str | None = None
     champion_f1: float | None = None

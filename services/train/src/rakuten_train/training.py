@@ -22,7 +22,7 @@ import keras
 import mlflow
 import tensorflow as tf
 
-from rakuten_core.bundle import BundleMetadata, load_bundle, read_metadata, save_bundle
+from rakuten_core.bundle import BundleMetadata, load_bundle, save_bundle
 from rakuten_core.categories import CATEGORIES, CategoryIndex
 from rakuten_core.dataset import REPORT_FILE
 from rakuten_core.job_stamp import JobStamp, clear_stamp, write_stamp
@@ -33,7 +33,7 @@ from rakuten_train.model import build_model, compile_model
 from rakuten_train.params import TrainParams
 from rakuten_train.pipeline import Split, class_weights, load_split, make_dataset
 from rakuten_train.reports import write_reports
-from rakuten_train.reuse import reusable_model, train_rows, train_stamp
+from rakuten_train.reuse import train_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ class TrainResult:
     model_name: str
     model_version: str
     stamp: JobStamp
-    reused_version: str | None = None  # set when nothing was trained: the registered version
 
 
 def seed_everything(params: TrainParams) -> None:
@@ -91,32 +90,16 @@ def train(
     track: bool = True,
     verbose: int = 2,
     gate: GateParams | None = None,
-    reuse: bool = False,
 ) -> TrainResult:
     """Run the whole training job; see the module docstring.
 
     ``track=False`` skips MLflow entirely (no run, no registry): for test fixtures that only need
     a bundle. ``register`` is ignored then. ``gate`` holds the promotion margin (``gate:`` of
-    params.yaml). ``reuse``: when a model was made from the same inputs and code
-    (:func:`train_stamp`), return it instead of training (:func:`reuse_trained`).
+    params.yaml). Whether to train at all is :mod:`rakuten_train.reuse`'s question (the CLI's
+    ``--reuse``); this always trains, and stamps the bundle (:func:`train_stamp`).
     """
     start = time.perf_counter()
     stamp = train_stamp(data=data, raw=raw, params=params)
-    if reuse:
-        if track and register:
-            tracking.setup(tracking.tracking_uri(tracking_uri), experiment)
-        version = reusable_model(
-            stamp, model_name=params.registry.model_name, bundle_out=bundle_out,
-            registry=track and register,
-        )  # fmt: skip
-        if version is not None:
-            metadata = read_metadata(bundle_out)
-            return TrainResult(
-                bundle_out, metadata.metrics, metadata.mlflow_run_id or "", None, 0,
-                time.perf_counter() - start, train_rows=train_rows(data),
-                model_name=metadata.model_name, model_version=metadata.model_version,
-                stamp=stamp, reused_version=version,
-            )  # fmt: skip
     clear_stamp(bundle_out)
     seed_everything(params)
     categories = CategoryIndex(CATEGORIES)
