@@ -212,6 +212,28 @@ def test_pushgateway_holds_the_jobs_figures(stack: Stack) -> None:
     assert prometheus_query(stack, 'rakuten_job_weighted_f1{job="rakuten_train"} > 0')
 
 
+def test_the_watchdog_reaches_the_monitor_through_prometheus_and_alertmanager(stack: Stack) -> None:
+    """The whole alert path of the quick start: a rule Prometheus evaluates, Alertmanager routes
+    to the dead man's switch receiver, which posts to the monitor with its generated token."""
+    probe = (
+        "import json, urllib.request as u; "
+        "print(json.load(u.urlopen('http://127.0.0.1:9108/health', timeout=10))['last_heartbeat'])"
+    )
+    deadline = time.monotonic() + 180
+    while True:
+        heartbeat = stack.compose("exec", "-T", "monitor", "python", "-c", probe, timeout=60)
+        if heartbeat.strip().splitlines()[-1] not in ("None", ""):
+            break
+        assert time.monotonic() < deadline, f"no heartbeat from Alertmanager: {heartbeat}"
+        time.sleep(10)
+    assert float(heartbeat.strip().splitlines()[-1]) > 0
+    with stack.admin("alertmanager") as alertmanager:
+        alerts = alertmanager.get("/api/v2/alerts").json()
+    receivers = {a["labels"]["alertname"]: [r["name"] for r in a["receivers"]] for a in alerts}
+    assert receivers.get("RakutenWatchdog") == ["deadmansswitch"], receivers
+    logger.info("alerts firing on the stack, with their receivers: %s", receivers)
+
+
 def test_each_service_writes_its_log_file(stack: Stack) -> None:
     expected = {"data.log", "train.log", "predict.log", "serve.log", "proxy.log"}
     if "monitor" in stack.services:
