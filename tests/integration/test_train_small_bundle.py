@@ -22,12 +22,14 @@ from rakuten_core.categories import CATEGORIES
 from rakuten_core.drift import FEATURES, parse_reference
 from rakuten_core.errors import BundleError
 from rakuten_core.inputs import model_inputs
+from rakuten_core.job_stamp import STAMP_NAME
 
 pytestmark = pytest.mark.slow
 
 
 def test_small_bundle_is_complete_and_describes_itself(small_bundle_dir: Path) -> None:
     assert sorted(p.name for p in small_bundle_dir.iterdir()) == [
+        STAMP_NAME,  # what the bundle was made from (rakuten_core.job_stamp), written last
         METADATA_FILE,
         MODEL_FILE,
         SERVING_DIR,
