@@ -143,16 +143,15 @@ def train(
             typer.echo(f"invalid train params: {exc}", err=True)
             raise typer.Exit(2) from None
         registering = settings.train_register if register is None else register
+        data, raw = data or settings.processed_dir, raw or settings.raw_dir
+        bundle_out = bundle_out or settings.bundle_dir
+        tracking_uri = tracking_uri or settings.mlflow_tracking_uri
         reused = None
         if reuse:  # before TensorFlow is imported: a restart that trains nothing stays quick
             reused = reuse_model(
-                data=data or settings.processed_dir,
-                raw=raw or settings.raw_dir,
-                params=train_params,
-                bundle_out=bundle_out or settings.bundle_dir,
-                registry=registering,
-                tracking_uri=tracking_uri or settings.mlflow_tracking_uri,
-            )
+                data=data, raw=raw, params=train_params, bundle_out=bundle_out,
+                registry=registering, tracking_uri=tracking_uri,
+            )  # fmt: skip
         if reused is not None:
             meta = reused.metadata
             job.rows, job.weighted_f1 = reused.train_rows, float(meta.metrics["weighted_f1"])
@@ -169,14 +168,14 @@ def train(
 
         try:
             result = run_training(
-                data=data or settings.processed_dir,
-                raw=raw or settings.raw_dir,
+                data=data,
+                raw=raw,
                 params=train_params,
-                bundle_out=bundle_out or settings.bundle_dir,
+                bundle_out=bundle_out,
                 reports=reports,
                 experiment=experiment or settings.mlflow_experiment,
                 register=registering,
-                tracking_uri=tracking_uri or settings.mlflow_tracking_uri,
+                tracking_uri=tracking_uri,
                 verbose=2 if verbose else 0,
                 gate=gate_params,
             )
