@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from rakuten_core.categories import CATEGORIES, CODES, CategoryIndex
 from rakuten_core.errors import InvalidInputError
@@ -117,3 +117,42 @@ def test_indices_map_to_the_categories_own_codes() -> None:
     reordered = CategoryIndex(tuple(reversed(CATEGORIES)))
     assert codes_of([0, 26], reordered) == [2905, 10]
     assert codes_of(np.asarray([0, 1]), INDEX) == [10, 40]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_scores_and_confusion_equal_sklearns_on_random_labels(seed: int) -> None:
+    """The NumPy scores against scikit-learn's (``zero_division=0``): codes unknown to the
+    categories on both sides, classes never predicted, classes never true."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    pool = np.asarray([*rng.choice(CODES, size=int(rng.integers(1, 20)), replace=False), 9999])
+    y_true = rng.choice(pool[:-1] if seed % 3 == 0 else pool, size=n)  # 9999: unknown
+    noise = rng.choice([*CODES[:5], 7777], size=n)  # 7777: predicted only, unknown
+    y_pred = np.where(rng.random(n) < rng.uniform(0, 1), y_true, noise)
+    m = classification_metrics(y_true, y_pred, INDEX)
+    labels = [c["code"] for c in m["per_class"]]
+    assert labels[: len(CODES)] == list(CODES)
+    assert set(labels[len(CODES) :]) == set(np.concatenate([y_true, y_pred]).tolist()) - set(CODES)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    for got, p, r, f, s in zip(m["per_class"], precision, recall, f1, support, strict=True):
+        assert (got["precision"], got["recall"], got["f1"], got["support"]) == (
+            round(float(p), 6), round(float(r), 6), round(float(f), 6), int(s),
+        )  # fmt: skip
+    assert m["weighted_f1"] == pytest.approx(
+        f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0), abs=1e-6
+    )
+    never_predicted = [c for c in labels if c not in set(y_pred.tolist())]
+    never_true = [c for c in labels if c not in set(y_true.tolist())]
+    assert never_predicted and never_true  # the edge cases are exercised
+    if set(y_true.tolist()) & set(CODES):  # sklearn refuses when no true code is a category
+        np.testing.assert_array_equal(
+            confusion(y_true, y_pred, INDEX), confusion_matrix(y_true, y_pred, labels=list(CODES))
+        )
+
+
+def test_confusion_of_codes_all_unknown_is_empty() -> None:
+    """sklearn raises when no true code is a category; every row here is left out instead."""
+    matrix = confusion([9999, 9998], [10, 40], INDEX)
+    assert matrix.shape == (27, 27) and matrix.sum() == 0 and matrix.dtype == np.int64

@@ -3,7 +3,9 @@
 Training's test evaluation, ``rakuten-predict --labels`` and the monitor's live weighted F1 all
 call :func:`classification_metrics`, so a figure means the same thing wherever it is reported.
 
-Definitions (scikit-learn's, on ``prdtypecode`` values, never on class indices):
+Definitions (scikit-learn's, on ``prdtypecode`` values, never on class indices; computed here
+with NumPy so that serving and batch prediction do not install scikit-learn and SciPy, and
+checked against scikit-learn by the tests):
 
 - ``weighted_f1`` (the challenge metric): per-class F1 weighted by true support, i.e.
   ``sklearn.metrics.f1_score(average="weighted")``;
@@ -32,7 +34,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from rakuten_core.categories import CategoryIndex
 from rakuten_core.errors import InvalidInputError
@@ -43,6 +44,41 @@ PRIMARY_MODALITY = "fused"
 
 def _codes(values: ArrayLike) -> np.ndarray[Any, np.dtype[np.int64]]:
     return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
+def _positions(
+    codes: np.ndarray[Any, np.dtype[np.int64]], labels: Sequence[int]
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Each code's position in ``labels``, -1 for a code ``labels`` lack."""
+    table = np.asarray(labels, dtype=np.int64)
+    if table.size == 0:
+        return np.full(codes.shape, -1, dtype=np.int64)
+    order = np.argsort(table, kind="stable")
+    ordered = table[order]
+    at = np.minimum(np.searchsorted(ordered, codes), table.size - 1)
+    return np.where(ordered[at] == codes, order[at], -1)
+
+
+def _confusion_counts(
+    truth: np.ndarray[Any, np.dtype[np.int64]],
+    pred: np.ndarray[Any, np.dtype[np.int64]],
+    labels: Sequence[int],
+) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """``(k, k)`` counts, rows = true label, columns = predicted label, in ``labels``' order;
+    rows whose true or predicted code ``labels`` lack are left out (scikit-learn's rule)."""
+    k = len(labels)
+    true_at, pred_at = _positions(truth, labels), _positions(pred, labels)
+    kept = (true_at >= 0) & (pred_at >= 0)
+    cells = np.bincount(true_at[kept] * k + pred_at[kept], minlength=k * k)
+    return cells.astype(np.int64, copy=False).reshape(k, k)
+
+
+def _ratio(
+    numerator: np.ndarray[Any, np.dtype[Any]], denominator: np.ndarray[Any, np.dtype[Any]]
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """``numerator / denominator``, 0 where the denominator is 0 (``zero_division=0``)."""
+    safe = np.where(denominator == 0, 1, denominator).astype(np.float64)
+    return np.where(denominator == 0, 0.0, numerator / safe)
 
 
 def classification_metrics(
@@ -69,9 +105,14 @@ def classification_metrics(
     seen = {int(c) for c in np.unique(np.concatenate([truth, pred]))}
     unknown = sorted(seen - set(known))
     labels = known + unknown
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, pred, labels=labels, zero_division=0
-    )
+    matrix = _confusion_counts(truth, pred, labels)  # labels hold every code: no row left out
+    hits = np.diagonal(matrix)
+    support = matrix.sum(axis=1)  # true rows per label
+    predicted = matrix.sum(axis=0)
+    # precision_recall_fscore_support(zero_division=0): F1 = 2 tp / (2 tp + fn + fp)
+    precision = _ratio(hits, predicted)
+    recall = _ratio(hits, support)
+    f1 = _ratio(2 * hits, support + predicted)
     present = support > 0
     names: list[str | None] = [c.name_en for c in categories.categories]
     names += [None] * len(unknown)
@@ -141,7 +182,7 @@ def confusion(
     :func:`classification_metrics` still counts them.
     """
     codes = [c.code for c in categories.categories]
-    return np.asarray(confusion_matrix(_codes(y_true), _codes(y_pred), labels=codes))
+    return _confusion_counts(_codes(y_true), _codes(y_pred), codes)
 
 
 def codes_of(indices: Sequence[int] | ArrayLike, categories: CategoryIndex) -> list[int]:
