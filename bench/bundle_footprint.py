@@ -5,7 +5,7 @@ Two commands, both printing figures and asserting nothing:
 - ``bundle``: for a trained bundle, side by side in one run, the file as :func:`save_bundle`
   writes it (inference only) and the same model re-saved with its Adam state (what a plain
   ``model.save`` of the training model writes: one ``m`` and one ``v`` slot per weight). For each:
-  bytes, ``load_bundle`` time in a fresh process (median of ``--loads``, alternated), and the
+  bytes, ``load_keras_bundle`` time in a fresh process (median of ``--loads``, alternated), and the
   largest difference between their probabilities on real products (0 means identical).
 - ``pipeline``: the real DVC pipeline in a throw-away copy of the repository (offline sample,
   production model, MLflow in the copy's SQLite store), run once, then a second training run
@@ -40,15 +40,15 @@ app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 LOAD_SNIPPET = """
 import sys, time
 started = time.perf_counter()
-from rakuten_core.bundle import load_bundle
+from rakuten_train.export.bundle import load_keras_bundle
 imported = time.perf_counter()
-load_bundle(sys.argv[1])
+load_keras_bundle(sys.argv[1])
 print(f"{imported - started:.4f} {time.perf_counter() - imported:.4f}")
 """
 
 
 def load_seconds(bundle: Path) -> tuple[float, float]:
-    """``(import s, load_bundle s)`` in a fresh interpreter: nothing cached by an earlier load."""
+    """``(import s, load s)`` of the Keras model in a fresh interpreter (nothing cached)."""
     out = subprocess.run(
         [sys.executable, "-c", LOAD_SNIPPET, str(bundle)],
         capture_output=True,
@@ -63,11 +63,12 @@ def with_optimizer_state(bundle: Path, target: Path) -> Path:
     """Copy of ``bundle`` whose ``model.keras`` also holds Adam's state, as training saved it."""
     import shutil  # noqa: PLC0415
 
-    from rakuten_core.bundle import MODEL_FILE, load_bundle  # noqa: PLC0415
+    from rakuten_core.bundle import MODEL_FILE  # noqa: PLC0415
+    from rakuten_train.export.bundle import load_keras_bundle  # noqa: PLC0415
     from rakuten_train.model import compile_model  # noqa: PLC0415
     from rakuten_train.params import load_params  # noqa: PLC0415
 
-    loaded = load_bundle(bundle)
+    loaded = load_keras_bundle(bundle)
     model = loaded.model
     params = load_params(None, {k: v for k, v in loaded.metadata.params.items() if "." not in k})
     compile_model(model, params)
@@ -104,7 +105,8 @@ def bundle(
     """Size, load time and probabilities: the bundle as saved vs with the optimizer state."""
     import numpy as np  # noqa: PLC0415
 
-    from rakuten_core.bundle import MODEL_FILE, load_bundle  # noqa: PLC0415
+    from rakuten_core.bundle import MODEL_FILE  # noqa: PLC0415
+    from rakuten_train.export.bundle import load_keras_bundle  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="bench-bundle-") as tmp:
         full = with_optimizer_state(model, Path(tmp) / "with-optimizer")
@@ -113,12 +115,12 @@ def bundle(
         for _ in range(loads):  # alternated so that machine noise hits both alike
             for name, path in variants.items():
                 times[name].append(load_seconds(path))
-        loaded = {name: load_bundle(path) for name, path in variants.items()}
+        loaded = {name: load_keras_bundle(path) for name, path in variants.items()}
         inputs = real_inputs(loaded["as saved (inference only)"].image_size)
         probs = [b.predict_proba(inputs) for b in loaded.values()]  # type: ignore[arg-type]
         diff = float(np.abs(probs[0] - probs[1]).max())
         typer.echo(f"bundle {model}, {os.cpu_count()} cores, load average {_load()}")
-        typer.echo("| variant | model.keras MB | load_bundle s (median) | import s | load avg |")
+        typer.echo("| variant | model.keras MB | load s (median) | import s | load avg |")
         typer.echo("|---|---:|---:|---:|---:|")
         for name, path in variants.items():
             size = (path / MODEL_FILE).stat().st_size / 1e6

@@ -82,7 +82,7 @@ def build_dataset(work: Path, rows: int) -> tuple[Path, Path]:
 
 
 def measure_parts(
-    model_dir: Path, csv_path: Path, images: Path, *, batch: int, rows: int, runtime: str
+    model_dir: Path, csv_path: Path, images: Path, *, batch: int, rows: int
 ) -> dict[str, float]:
     """CPU ms per row of decoding (one thread) and of the model (stack + predict), each alone."""
     from rakuten_core.bundle import load_bundle
@@ -90,7 +90,7 @@ def measure_parts(
     from rakuten_predict.engine import prepare_row
     from rakuten_predict.reader import ProductCsv, batched
 
-    bundle = load_bundle(model_dir, runtime)  # type: ignore[arg-type]
+    bundle = load_bundle(model_dir)
     size = bundle.image_size
     prepared = []
     cpu = time.thread_time()
@@ -131,7 +131,7 @@ def end_to_end(
 ) -> dict[str, float]:
     """Run the CLI of ``source`` in a child process; rows/s (load excluded), CPU/row, peak RSS."""
     cli = Path(sys.executable).with_name("rakuten-predict")
-    env = {**os.environ, "RAKUTEN_LOG_DIR": str(out.parent / "logs")}  # RAKUTEN_MODEL_RUNTIME
+    env = {**os.environ, "RAKUTEN_LOG_DIR": str(out.parent / "logs")}
     env["PYTHONPATH"] = os.pathsep.join(str(source / d) for d in SOURCE_DIRS)
     started = time.perf_counter()
     child = subprocess.Popen(
@@ -221,9 +221,6 @@ def main(
     ] = None,
     rounds: Annotated[int, typer.Option(min=1, help="End-to-end runs per variant")] = 1,
     keep: Annotated[bool, typer.Option(help="Keep the work folder")] = False,
-    runtime: Annotated[
-        str, typer.Option(help="RAKUTEN_MODEL_RUNTIME of the parts and the runs: auto|onnx|keras")
-    ] = "auto",
 ) -> None:
     """Parts, bound and end-to-end rows/s on a generated 13,812-row test set."""
     work = Path(tempfile.mkdtemp(prefix="bench-predict-"))
@@ -240,9 +237,7 @@ def main(
     meta = read_metadata(model_dir)
     cores = len(os.sched_getaffinity(0))
     typer.echo(f"model {meta.model_name} {meta.model_version}, image {meta.image_size}px")
-    os.environ["RAKUTEN_MODEL_RUNTIME"] = runtime  # the CLI runs read it
     typer.echo(f"cores {cores}, rows {rows}, batch {batch_size}, load average {load_avg()}")
-    typer.echo(f"runtime {runtime} (auto: onnx when the bundle has serving/)")
 
     csv_path, images = build_dataset(work, rows)
 
@@ -251,7 +246,6 @@ def main(
     def parts_now(bundle: Path) -> dict[str, float]:
         return measure_parts(
             bundle, csv_path, images, batch=batch_size, rows=min(parts_rows, rows),
-            runtime=runtime,
         )  # fmt: skip
 
     before = {name: parts_now(bundle) for name, bundle in models.items()}

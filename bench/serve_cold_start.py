@@ -1,14 +1,13 @@
-"""Where a serving worker's cold start goes: imports, Keras, model load, warm-up, heap freeze.
+"""Where a serving worker's cold start goes: imports, model load, warm-up, heap freeze.
 
 Runs, in a fresh interpreter per round, what ``rakuten-serve run`` with one worker does before
-``/health/ready`` answers 200 (imports of the CLI, uvicorn and the app; Keras and TensorFlow
-for the ``keras`` runtime; the bundle; the warm-up for the default max batch; the heap freeze),
-and prints wall and CPU seconds per phase. CPU seconds change less than wall seconds with the
-machine's load, so both are printed, with the load average.
+``/health/ready`` answers 200 (imports of the CLI, uvicorn and the app; the bundle's ONNX
+runtime; the warm-up for the default max batch; the heap freeze), and prints wall and CPU
+seconds per phase. CPU seconds change less than wall seconds with the machine's load, so both
+are printed, with the load average.
 
-Variants run in alternation, round after round (before/after in one run): each runtime of
-``--runtimes`` (``onnx`` needs a bundle with ``serving/``), and ``--baseline-src``, another
-PYTHONPATH (older sources, Keras runtime). Asserts nothing.
+With ``--baseline-src`` (another PYTHONPATH: older sources) both run in alternation, round
+after round (before/after in one run). Asserts nothing.
 
     uv run --frozen python bench/serve_cold_start.py --model models/current
     uv run --frozen python bench/serve_cold_start.py --model DIR --baseline-src /tmp/old/src
@@ -29,8 +28,6 @@ app = typer.Typer(add_completion=False)
 
 _PHASES = r"""
 import gc, json, os, sys, time
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 phases, last = [], [time.perf_counter(), time.process_time()]
 def mark(name):
     now = [time.perf_counter(), time.process_time()]
@@ -38,34 +35,22 @@ def mark(name):
     last[:] = now
 import rakuten_serve.cli, uvicorn; mark("import CLI + uvicorn")
 import rakuten_serve.asgi; mark("import the app (FastAPI, SQLAlchemy, ...)")
-runtime = sys.argv[3]
-if runtime == "keras":
-    try:
-        from rakuten_core.keras_import import import_keras
-    except ImportError:
-        def import_keras():
-            import keras
-            return keras
-    import_keras(); mark("import Keras + TensorFlow")
 from rakuten_core.bundle import load_bundle
 from rakuten_serve.predictor import LoadedModel
-try:
-    bundle = load_bundle(sys.argv[1], runtime)
-except TypeError:  # sources from before the runtimes: Keras only
-    bundle = load_bundle(sys.argv[1])
-loaded = LoadedModel(bundle, sys.argv[1]); mark(f"load the bundle ({runtime})")
+bundle = load_bundle(sys.argv[1])
+loaded = LoadedModel(bundle, sys.argv[1]); mark("load the bundle")
 loaded.warm_up(int(sys.argv[2])); mark(f"warm-up (max batch {sys.argv[2]})")
 gc.freeze(); mark("gc.freeze")
 print(json.dumps(phases))
 """
 
 
-def _round(model: Path, max_batch: int, pythonpath: str | None, runtime: str) -> list[list[object]]:
+def _round(model: Path, max_batch: int, pythonpath: str | None) -> list[list[object]]:
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     out = subprocess.run(
-        [sys.executable, "-c", _PHASES, str(model), str(max_batch), runtime],
+        [sys.executable, "-c", _PHASES, str(model), str(max_batch)],
         capture_output=True,
         text=True,
         check=True,
@@ -84,21 +69,16 @@ def main(
     baseline_src: Annotated[
         str | None, typer.Option(help="PYTHONPATH of older sources, run in alternation.")
     ] = None,
-    runtimes: Annotated[
-        str, typer.Option(help="Comma-separated runtimes of the current sources: onnx, keras.")
-    ] = "onnx,keras",
 ) -> None:
     """Print the phases of a cold start, wall and CPU seconds, per round."""
-    variants: dict[str, tuple[str | None, str]] = {
-        runtime: (None, runtime) for runtime in runtimes.split(",") if runtime
-    }
+    variants: dict[str, str | None] = {"current": None}
     if baseline_src:
-        variants["baseline"] = (baseline_src, "keras")
+        variants["baseline"] = baseline_src
     print(f"model {model}; {os.cpu_count()} cores")
     print("| variant | round | phase | wall s | CPU s | load 1/5/15 |\n|---|---|---|---|---|---|")
     for i in range(rounds):
-        for name, (path, runtime) in variants.items():
-            phases = _round(model, max_batch, path, runtime)
+        for name, path in variants.items():
+            phases = _round(model, max_batch, path)
             load = "/".join(f"{x:.1f}" for x in os.getloadavg())
             for phase, wall, cpu in phases:
                 print(f"| {name} | {i + 1} | {phase} | {wall:.2f} | {cpu:.2f} | {load} |")

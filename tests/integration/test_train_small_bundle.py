@@ -15,6 +15,7 @@ from rakuten_core.bundle import (
     MODEL_FILE,
     SERVING_DIR,
     WIDE_FILE,
+    OnnxRuntime,
     load_bundle,
     read_metadata,
 )
@@ -23,6 +24,8 @@ from rakuten_core.drift import FEATURES, parse_reference
 from rakuten_core.errors import BundleError
 from rakuten_core.inputs import model_inputs
 from rakuten_core.job_stamp import STAMP_NAME
+from rakuten_train.export.bundle import load_keras_bundle
+from rakuten_train.export.serving import export_serving
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +90,7 @@ def test_the_onnx_runtime_answers_as_the_keras_model_on_real_listings(
     from tests.utils.serve_bundle import training_rows
 
     onnx = load_bundle(small_bundle_dir)
-    keras = load_bundle(small_bundle_dir, "keras")
+    keras = load_keras_bundle(small_bundle_dir)
     assert (onnx.runtime_name, keras.runtime_name) == ("onnx", "keras")
     texts = [t for t, _ in training_rows(600)] + ["", "x", "piscine " * 200]
     size = onnx.image_size
@@ -110,7 +113,6 @@ def test_the_sparse_wide_part_answers_as_the_one_inside_the_onnx_graph(
 ) -> None:
     """Bundles exported before ``wide.npz`` keep the wide part in ``model.onnx`` and must still
     load; both forms give the same probabilities on real listings."""
-    from rakuten_core.bundle_export import export_serving
     from tests.utils.serve_bundle import training_rows
 
     dense_dir = tmp_path / "dense"
@@ -121,7 +123,7 @@ def test_the_sparse_wide_part_answers_as_the_one_inside_the_onnx_graph(
     export_serving(dense_dir / MODEL_FILE, dense_dir, size, sparse_wide=False)
     assert not (dense_dir / SERVING_DIR / WIDE_FILE).exists()
     sparse, dense = load_bundle(small_bundle_dir), load_bundle(dense_dir)
-    assert sparse.runtime is not None and dense.runtime is not None
+    assert isinstance(sparse.runtime, OnnxRuntime) and isinstance(dense.runtime, OnnxRuntime)
     assert {"wide_features", "tokens"} <= set(sparse.runtime.input_names)
     assert not {"word_counts", "char_counts"} & set(sparse.runtime.input_names)
     assert {"word_counts", "char_counts"} <= set(dense.runtime.input_names)
@@ -148,4 +150,4 @@ def test_a_damaged_wide_part_is_a_bundle_error(
     damage(copy / SERVING_DIR / WIDE_FILE)
     with pytest.raises(BundleError, match=message):
         load_bundle(copy)
-    assert load_bundle(copy, "keras").runtime_name == "keras"  # the Keras model is still there
+    assert load_keras_bundle(copy).runtime_name == "keras"  # the Keras model is still there

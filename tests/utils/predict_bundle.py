@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from rakuten_core.bundle import BundleMetadata, save_bundle
+from rakuten_core.bundle import BundleMetadata
 from rakuten_core.categories import CATEGORIES
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT
 
@@ -72,4 +72,6 @@ def make_predict_bundle(
         text={"vectorizer": "tf_idf"},
         params={"seed": seed},
     )
+    from rakuten_train.export.bundle import save_bundle  # noqa: PLC0415  (TensorFlow)
+
     return save_bundle(path, model, metadata)

@@ -26,7 +26,6 @@ from rakuten_core.bundle import (
     ONNX_FILE,
     SERVING_DIR,
     BundleMetadata,
-    save_bundle,
 )
 from rakuten_core.categories import CATEGORIES
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT
@@ -60,7 +59,7 @@ def training_rows(limit: int | None = None) -> list[tuple[str, int]]:
 def build_model(texts: list[str], *, image_size: int, seed: int) -> Any:
     import keras  # noqa: PLC0415  (heavy)
 
-    from rakuten_core.layers import CharNgrams, TextNormalizer  # noqa: PLC0415
+    from rakuten_train.layers import CharNgrams, TextNormalizer  # noqa: PLC0415
 
     keras.utils.set_random_seed(seed)
     corpus = np.asarray(texts, dtype=object).reshape(-1, 1)
@@ -147,6 +146,8 @@ def make_serve_bundle(
         metrics={"train_rows": n},
         mlflow_run_id=None,
     )
+    from rakuten_train.export.bundle import save_bundle  # noqa: PLC0415  (TensorFlow)
+
     return save_bundle(path, model, metadata)
 
 

@@ -2,7 +2,7 @@
 
 The production architecture (``rakuten_train.model.build_model``) is built and its vectorisers
 adapted on the real French listings of ``../shared/data/rakuten/text_fr`` (the built-in word
-list when that data is absent); :func:`rakuten_core.bundle_export.text_spec` reads its
+list when that data is absent); :func:`rakuten_train.export.serving.text_spec` reads its
 vocabularies, and every text must give the same token ids and counts in both, including texts
 made to find the differences between ICU/RE2 and Python (casing, Unicode spaces, marks).
 """
@@ -74,7 +74,7 @@ def _keras_inputs(texts: list[str]) -> dict[str, Any]:
 def test_text_vectors_equal_the_keras_layers_on_real_listings(analyzer: str) -> None:
     import keras
 
-    from rakuten_core.bundle_export import text_spec
+    from rakuten_train.export.serving import text_spec
 
     texts = _texts()
     model = _model(analyzer, texts)
@@ -102,8 +102,8 @@ def test_the_sparse_wide_part_equals_the_keras_layers_on_real_listings() -> None
     hostile texts, an empty text (no n-gram: a zero row) and a batch of one."""
     import keras
 
-    from rakuten_core.bundle_export import _wide_part, text_spec
     from rakuten_core.text_vectors import WIDE_FEATURES, WideLayer
+    from rakuten_train.export.serving import _wide_part, text_spec
 
     texts = _texts()
     model = _model("char", texts)

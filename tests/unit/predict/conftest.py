@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from rakuten_core.bundle import load_bundle
 from tests.utils.predict_data import make_labelled_products
 
 
@@ -20,8 +21,6 @@ def predict_bundle_dir(small_bundle_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def predict_bundle(predict_bundle_dir: Path) -> Any:
-    from rakuten_core.bundle import load_bundle  # noqa: PLC0415  (imports Keras)
-
     return load_bundle(predict_bundle_dir)
 
 

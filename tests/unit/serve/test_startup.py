@@ -1,5 +1,5 @@
-"""What startup leaves behind: the model traced for every batch size, the heap frozen, the
-cores shared between the workers' TensorFlow thread pools.
+"""What startup leaves behind: the model warmed up on the batch sizes it will see, the heap
+frozen, the cores shared between the workers' ONNX Runtime thread pools.
 
 See ``rakuten_serve.heap`` and ``LoadedModel.warm_up``; the timings themselves are in
 ``bench/serve_predict.py`` and docs/performance.md, never asserted here.
@@ -18,10 +18,11 @@ import uvicorn
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from rakuten_core.bundle import INTRA_OP_THREADS_ENV, load_bundle
 from rakuten_serve.app import create_app
-from rakuten_serve.asgi import size_tensorflow_threads
+from rakuten_serve.asgi import size_model_threads
 from rakuten_serve.cli import app as cli_app
-from rakuten_serve.predictor import Predictor, PreparedInput, load_model
+from rakuten_serve.predictor import LoadedModel, Predictor, load_model
 from rakuten_serve.settings import ServeSettings, get_settings
 from tests.utils.serve_app import bearer, get_token, serve_settings, settings_env
 from tests.utils.serve_fixtures import copy_bundle_as
@@ -29,29 +30,23 @@ from tests.utils.serve_fixtures import copy_bundle_as
 pytestmark = pytest.mark.slow
 
 
-def _tracing_count(predictor: Predictor) -> int:
-    count: int = predictor.model.bundle.model.predict_function.experimental_get_tracing_count()
-    return count
+def test_warm_up_runs_the_smallest_and_the_largest_batch(serve_bundle_dir: Path) -> None:
+    loaded = LoadedModel(load_bundle(serve_bundle_dir), str(serve_bundle_dir))
+    assert loaded.bundle.runtime_name == "onnx"
+    sizes: list[int] = []
+    runtime = loaded.bundle.runtime
+    original = runtime.predict_proba
 
+    def spy(inputs: dict[str, np.ndarray]) -> np.ndarray:
+        sizes.append(len(inputs["has_image"]))
+        return original(inputs)
 
-def test_warm_up_traces_once_for_every_batch_size_up_to_the_max(serve_bundle_dir: Path) -> None:
-    # Keras traces its predict function (ONNX Runtime has nothing to trace)
-    predictor = Predictor(
-        load_model(
-            str(serve_bundle_dir), cache_dir=Path("unused"), warm_up_batch=8, runtime="keras"
-        )
-    )
-    assert predictor.model.bundle.runtime_name == "keras"
-    traced = _tracing_count(predictor)
-    assert traced == 2  # batch of 1, then the batch dimension relaxed
-    size = predictor.model.image_size
-    image = np.full((size, size, 3), 128, dtype=np.uint8)
-    for n in (1, 2, 3, 5, 7, 8):
-        results = predictor.predict_batch(
-            [PreparedInput(f"lampe de bureau {i}", image if i % 2 else None) for i in range(n)]
-        )
-        assert len(results) == n
-    assert _tracing_count(predictor) == traced  # no request paid for a trace
+    runtime.predict_proba = spy  # type: ignore[method-assign]
+    assert loaded.warm_up(8) >= 0
+    assert sizes == [1, 8]  # text-only and with-image products both ran
+    sizes.clear()
+    loaded.warm_up(1)
+    assert sizes == [1]
 
 
 def test_heap_is_frozen_while_serving_and_released_after(
@@ -94,22 +89,18 @@ def test_every_swap_refreezes_the_heap_once(
 
 
 def test_workers_share_the_cores_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    names = ("TF_NUM_INTEROP_THREADS", "TF_NUM_INTRAOP_THREADS")
-    for name in names:
-        monkeypatch.delenv(name, raising=False)
-    size_tensorflow_threads(1)  # one worker: one inter-op thread, intra-op TensorFlow's default
-    assert os.environ["TF_NUM_INTEROP_THREADS"] == "1"
-    assert "TF_NUM_INTRAOP_THREADS" not in os.environ
+    monkeypatch.delenv(INTRA_OP_THREADS_ENV, raising=False)
+    size_model_threads(1)  # one worker: ONNX Runtime's default (every core)
+    assert INTRA_OP_THREADS_ENV not in os.environ
     cores = len(os.sched_getaffinity(0))
-    size_tensorflow_threads(2)
-    assert os.environ["TF_NUM_INTRAOP_THREADS"] == str(max(1, cores // 2))
-    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")
-    size_tensorflow_threads(4 * cores)  # more workers than cores: one thread each, never zero
-    assert os.environ["TF_NUM_INTRAOP_THREADS"] == "1"
-    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "7")
-    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "3")
-    size_tensorflow_threads(2)  # set by the operator: kept
-    assert [os.environ[name] for name in names] == ["3", "7"]
+    size_model_threads(2)
+    assert os.environ[INTRA_OP_THREADS_ENV] == str(max(1, cores // 2))
+    monkeypatch.delenv(INTRA_OP_THREADS_ENV)
+    size_model_threads(4 * cores)  # more workers than cores: one thread each, never zero
+    assert os.environ[INTRA_OP_THREADS_ENV] == "1"
+    monkeypatch.setenv(INTRA_OP_THREADS_ENV, "7")
+    size_model_threads(2)  # set by the operator: kept
+    assert os.environ[INTRA_OP_THREADS_ENV] == "7"
 
 
 def test_one_worker_started_by_the_cli_sizes_its_threads_for_the_cli_count(
@@ -137,3 +128,34 @@ def test_one_worker_started_by_the_cli_sizes_its_threads_for_the_cli_count(
         logging.getLogger().handlers.clear()  # the CLI's log file lives in tmp_path
     assert result.exit_code == 0, result.output
     assert seen == [(1, "1")]  # what asgi.build() reads in this process
+
+
+def test_the_default_is_one_worker_per_usable_core(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """RAKUTEN_WORKERS=0 (the default): as many workers as the CPU set allows (a container's
+    cpuset, not the host's core count)."""
+    env = settings_env(serve_settings(tmp_path)) | {
+        "RAKUTEN_WORKERS": "0",
+        "RAKUTEN_RUN_DIR": str(tmp_path / "run"),
+        "RAKUTEN_METRICS_ENABLED": "false",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2})
+    seen: list[tuple[int, int, str]] = []
+    monkeypatch.setattr(
+        uvicorn,
+        "run",
+        lambda *_, **options: seen.append(
+            (options["workers"], get_settings().workers, os.environ["RAKUTEN_WORKERS"])
+        ),
+    )
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli_app, ["run", "--no-migrate"])
+    finally:
+        get_settings.cache_clear()
+        logging.getLogger().handlers.clear()
+    assert result.exit_code == 0, result.output
+    assert seen == [(3, 3, "3")]

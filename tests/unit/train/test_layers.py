@@ -1,4 +1,4 @@
-"""The registered custom layers (rakuten_core.layers) the training service builds models from."""
+"""The registered custom layers (rakuten_train.layers) the training service builds models from."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from rakuten_core.layers import (  # noqa: E402
+from rakuten_train.layers import (  # noqa: E402
     SPACE_MARK,
     CharNgrams,
     ModalityDropout,

@@ -3,7 +3,8 @@
 Layout::
 
     <bundle>/model.keras          Keras 3 native format (no pickle, no Lambda layers), inference
-                                  only: weights and vocabularies, no optimizer state
+                                  only: weights and vocabularies, no optimizer state; read by
+                                  training only (evaluation, the export)
     <bundle>/bundle.json          :class:`BundleMetadata`
     <bundle>/serving/model.onnx   the same model after its text layers, for ONNX Runtime
     <bundle>/serving/text.json    the text layers' vocabularies (:mod:`rakuten_core.text_vectors`)
@@ -11,16 +12,12 @@ Layout::
                                   it outside ONNX (``TextSpec.wide``; bundles exported before it
                                   keep the wide part inside ``model.onnx``)
 
-:func:`save_bundle` and :func:`load_bundle` are the only way in and out. Serving never rebuilds a
-label map or tokenizer: the categories and text settings travel in ``bundle.json`` and the
-vocabulary inside the model (and in ``serving/text.json``).
-
-Two runtimes answer :meth:`Bundle.predict_proba` with the same probabilities (the export checks
-it, :mod:`rakuten_core.bundle_export`): ``onnx`` (the text vectorised in Python, the rest in
-ONNX Runtime; no TensorFlow in the process) and ``keras`` (the model itself). ``load_bundle``
-takes ``onnx`` when the bundle has ``serving/`` (bundles saved before it do not), and Keras
-when asked or when there is no export. TensorFlow/Keras is imported lazily so that importing
-``rakuten_core`` stays cheap for services that never touch a model.
+This module is the reading side of the contract, and imports no TensorFlow: :func:`load_bundle`
+gives serving, batch prediction and the MLflow pyfunc the ONNX runtime (the text vectorised in
+Python, the rest in ONNX Runtime). Training writes bundles (``rakuten_train.export``: the Keras
+model, then ``serving/``, checked against it) through :func:`write_bundle`, and evaluates the
+Keras model through the same :class:`Bundle` interface. A bundle without ``serving/`` (saved
+before the export existed) is refused with the command that writes it.
 """
 
 from __future__ import annotations
@@ -30,9 +27,10 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,18 +39,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rakuten_core.categories import Category, CategoryIndex
 from rakuten_core.errors import BundleError
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT, ModelInputs
+from rakuten_core.text_vectors import TextSpec, TextVectors, WideLayer
 
 BUNDLE_SCHEMA_VERSION = 1
 MODEL_FILE = "model.keras"
 METADATA_FILE = "bundle.json"
-SERVING_DIR = "serving"  # rakuten_core.bundle_export writes it
+SERVING_DIR = "serving"  # rakuten_train.export writes it
 ONNX_FILE = "model.onnx"
 TEXT_SPEC_FILE = "text.json"
 WIDE_FILE = "wide.npz"
-Runtime = Literal["auto", "onnx", "keras"]
-RUNTIMES: tuple[str, ...] = ("auto", "onnx", "keras")
-# ONNX Runtime's intra-op threads: the variable that sizes TensorFlow's pool sizes it too, so
-# one setting (RAKUTEN_WORKERS -> cores // workers in serving) holds for either runtime
+EXPORT_COMMAND = "rakuten-train export"  # writes serving/ for a bundle saved without it
+# ONNX Runtime's intra-op threads: the variable that sizes TensorFlow's pool in training, so one
+# setting (RAKUTEN_WORKERS -> cores // workers in serving) sizes the model's threads everywhere
 INTRA_OP_THREADS_ENV = "TF_NUM_INTRAOP_THREADS"
 
 
@@ -78,8 +76,18 @@ class BundleMetadata(BaseModel):
     mlflow_run_id: str | None = None
 
 
+class ProbabilityModel(Protocol):
+    """What :class:`Bundle` predicts with: the ONNX runtime, or training's Keras model."""
+
+    name: str
+
+    def predict_proba(self, inputs: ModelInputs) -> NDArray[np.float32]: ...
+
+
 class OnnxRuntime:
     """``serving/``: the text vectorised in Python, the numeric model in ONNX Runtime."""
+
+    name = "onnx"
 
     def __init__(self, session: Any, vectors: Any) -> None:
         self.session = session
@@ -89,9 +97,8 @@ class OnnxRuntime:
 
     @classmethod
     def load(cls, serving_dir: Path) -> OnnxRuntime:
-        import onnxruntime  # noqa: PLC0415  (imported only when a model is loaded)
-
-        from rakuten_core.text_vectors import TextSpec, TextVectors, WideLayer  # noqa: PLC0415
+        # onnxruntime is a dependency of the services that load models, not of rakuten_core
+        import onnxruntime  # noqa: PLC0415
 
         model_file = serving_dir / ONNX_FILE
         spec_file = serving_dir / TEXT_SPEC_FILE
@@ -138,21 +145,11 @@ class OnnxRuntime:
 
 
 class Bundle:
-    """A loaded bundle: its metadata plus the runtime that predicts with it.
-
-    ``model`` is the Keras model when the bundle was loaded with the ``keras`` runtime, else
-    ``None`` (``runtime`` is then an :class:`OnnxRuntime`).
-    """
+    """A loaded bundle: its metadata plus the model that predicts with it (``runtime``)."""
 
     def __init__(
-        self,
-        model: Any,
-        metadata: BundleMetadata,
-        path: Path | None = None,
-        *,
-        runtime: OnnxRuntime | None = None,
+        self, metadata: BundleMetadata, path: Path | None = None, *, runtime: ProbabilityModel
     ) -> None:
-        self.model = model
         self.runtime = runtime
         self.metadata = metadata
         self.path = path
@@ -160,7 +157,7 @@ class Bundle:
 
     @property
     def runtime_name(self) -> str:
-        return "keras" if self.runtime is None else "onnx"
+        return self.runtime.name
 
     @property
     def image_size(self) -> int:
@@ -171,46 +168,19 @@ class Bundle:
         n = len(inputs["has_image"])
         if n == 0:
             return np.zeros((0, len(self.categories)), dtype=np.float32)
-        if self.runtime is not None:
-            return self.runtime.predict_proba(inputs)
-        probs = self.model.predict_on_batch(inputs)
-        return np.asarray(probs, dtype=np.float32)
+        return self.runtime.predict_proba(inputs)
 
 
-def inference_model(model: Any) -> Any:
-    """``model`` without its training state: what a bundle stores.
-
-    Keras 3's native format saves the optimizer of a compiled model (Adam keeps two slots per
-    weight: two thirds of the production file) and has no ``include_optimizer`` switch. A new
-    functional model over the same inputs, outputs and layers is uncompiled, so it saves the
-    weights and vocabularies only; it shares the layers (no copy of the weights) and leaves
-    ``model`` compiled, so training can go on with it.
-    """
-    if getattr(model, "optimizer", None) is None:
-        return model
-    import keras  # noqa: PLC0415  (heavy; the caller already holds a Keras model)
-
-    return keras.Model(model.input, model.output, name=model.name)
-
-
-def save_bundle(
-    path: str | Path, model: Any, metadata: BundleMetadata, *, serving: bool = True
-) -> Path:
-    """Write ``model`` (without optimizer state) and ``metadata`` to ``path`` atomically.
-
-    With ``serving`` (the default), also the TensorFlow-free runtime's ``serving/`` export,
-    checked against ``model`` (:func:`rakuten_core.bundle_export.export_serving`; needs
-    tf2onnx). An existing bundle at ``path`` is replaced.
+def write_bundle(path: str | Path, metadata: BundleMetadata, fill: Callable[[Path], None]) -> Path:
+    """Write a bundle at ``path`` atomically: ``fill(staging)`` writes the model files into a
+    staging directory beside ``path``, then ``bundle.json`` is added and the directory renamed
+    over ``path`` (an existing bundle there is replaced; on any error nothing changes).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        inference_model(model).save(staging / MODEL_FILE)
-        if serving:
-            from rakuten_core.bundle_export import export_serving  # noqa: PLC0415 (TF, tf2onnx)
-
-            export_serving(staging / MODEL_FILE, staging, metadata.image_size)
+        fill(staging)
         (staging / METADATA_FILE).write_text(
             metadata.model_dump_json(indent=2) + "\n", encoding="utf-8"
         )
@@ -246,58 +216,29 @@ def read_metadata(path: str | Path) -> BundleMetadata:
         raise BundleError(f"{meta_file} is invalid: {exc}") from None
 
 
-def load_bundle(path: str | Path, runtime: Runtime = "auto") -> Bundle:
-    """Load a bundle written by :func:`save_bundle`.
-
-    ``runtime``: ``onnx`` (needs ``serving/``), ``keras``, or ``auto``: ``onnx`` when the bundle
-    has ``serving/`` and ONNX Runtime is installed, else ``keras``.
+def load_bundle(path: str | Path) -> Bundle:
+    """Load a bundle's ONNX runtime (``serving/``) and metadata.
 
     Raises:
-        BundleError: files missing, unknown schema version, or a model inconsistent with its
-            metadata (number of classes).
+        BundleError: files missing (a bundle without ``serving/`` names the command that writes
+            it), unknown schema version, or a model inconsistent with its metadata (number of
+            classes).
     """
     root = Path(path)
     metadata = read_metadata(root)
     serving_dir = root / SERVING_DIR
-    if resolve_runtime(root, runtime) == "onnx":
-        if not serving_dir.is_dir():
-            raise BundleError(f"{serving_dir} not found: the bundle has no ONNX export")
-        onnx = OnnxRuntime.load(serving_dir)
-        _check_classes(onnx.num_classes, metadata)
-        return Bundle(None, metadata, root, runtime=onnx)
-    model_file = root / MODEL_FILE
-    if not model_file.is_file():
-        raise BundleError(f"{model_file} not found")
-    from rakuten_core.keras_import import import_keras  # noqa: PLC0415
-
-    keras = import_keras()  # heavy: imported only when a model is really loaded
-
-    from rakuten_core import layers  # noqa: F401,PLC0415  (registers custom layers)
-
-    try:
-        model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
-    except Exception as exc:  # keras raises many types for a corrupt or foreign file
-        raise BundleError(f"{model_file} could not be loaded: {exc}") from exc
-    _check_classes(int(model.outputs[0].shape[-1]), metadata)
-    return Bundle(model, metadata, root)
+    if not serving_dir.is_dir():
+        raise BundleError(
+            f"{serving_dir} not found: the bundle has no ONNX export (it was saved before the "
+            f"export existed); write it with `{EXPORT_COMMAND} {root}`"
+        )
+    onnx = OnnxRuntime.load(serving_dir)
+    check_classes(onnx.num_classes, metadata)
+    return Bundle(metadata, root, runtime=onnx)
 
 
-def resolve_runtime(path: str | Path, runtime: Runtime = "auto") -> str:
-    """The runtime ``load_bundle(path, runtime)`` uses: ``onnx`` or ``keras``.
-
-    ``auto`` is ``onnx`` when the bundle has ``serving/`` and ONNX Runtime is installed.
-    """
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
-    if runtime != "auto":
-        return runtime
-    import importlib.util  # noqa: PLC0415
-
-    exported = (Path(path) / SERVING_DIR).is_dir()
-    return "onnx" if exported and importlib.util.find_spec("onnxruntime") else "keras"
-
-
-def _check_classes(n_out: int, metadata: BundleMetadata) -> None:
+def check_classes(n_out: int, metadata: BundleMetadata) -> None:
+    """Refuse a model whose output size is not the number of categories in its metadata."""
     if n_out != len(metadata.categories):
         raise BundleError(
             f"model outputs {n_out} classes but bundle.json lists {len(metadata.categories)}"

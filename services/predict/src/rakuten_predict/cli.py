@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -197,7 +196,6 @@ def _predict(
 ) -> dict[str, Any]:
     """The run itself; bad input, an unavailable model and failing decoding exit with their
     codes."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     try:
         checked = check_inputs(config)  # before the (slow) model load: bad input fails fast
         load_started = time.perf_counter()
@@ -206,7 +204,7 @@ def _predict(
                 model, download_dir=Path(download), tracking_uri=settings.mlflow_tracking_uri
             )
             # fully in memory: the download can go
-            bundle = load_bundle(resolved.path, settings.model_runtime)
+            bundle = load_bundle(resolved.path)
         load_seconds = time.perf_counter() - load_started
         document = run_prediction(bundle, config, checked)
     except (InvalidInputError, ModelUnavailableError, DecodeProcessError) as exc:

@@ -10,7 +10,7 @@ Processes, not threads: decoding is about two thirds of a row's CPU and much of 
 (Pillow's JPEG header parsing, EXIF, text cleaning) holding the GIL, so two decode threads and the
 model's thread fought over it and every row cost more CPU than the parts alone
 (docs/performance.md, "Batch prediction"). The pool starts its processes with ``spawn``: the
-parent runs the model runtime's threads (ONNX Runtime's or TensorFlow's), and a ``fork`` of a
+parent runs the model runtime's threads (ONNX Runtime's), and a ``fork`` of a
 process with running threads can deadlock in the child. A child imports this module (NumPy,
 Pillow), never a model runtime.
 
@@ -118,8 +118,8 @@ def predict_batches(
     taken for hung: its processes are killed and it is decoded again (see :class:`_DecodePool`).
 
     Every model call gets the first batch's size (a shorter last batch is padded with empty rows
-    whose outputs are dropped): TensorFlow traces the predict function once per input shape, and
-    a retrace costs about as much as a few batches. With ``warm_up`` that one trace is done on an
+    whose outputs are dropped): ONNX Runtime sizes its buffers for the shapes it sees, so one
+    shape keeps every call on the same plan. With ``warm_up`` the first call is made on an
     empty batch while the pool decodes the first real ones, instead of after them.
     """
     if workers < 1 or prefetch < 1 or decode_timeout_s <= 0:

@@ -133,7 +133,7 @@ def run_prediction(
                     y_pred.append(bundle.categories.code_of(int(idx)))
             bar.update(len(result.rows))
     elapsed = time.perf_counter() - started
-    cpu_used = cpu_seconds() - cpu_started  # TensorFlow and the decode pool, ended with the loop
+    cpu_used = cpu_seconds() - cpu_started  # the model and the decode pool, ended with the loop
 
     meta = bundle.metadata
     extra: dict[str, Any] = {

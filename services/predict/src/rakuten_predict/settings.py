@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from rakuten_core.bundle import Runtime
 from rakuten_core.job_settings import JobSettings
 
 
@@ -21,9 +20,4 @@ class PredictSettings(JobSettings):
         default="models/current",
         min_length=1,
         description="Bundle directory, or an MLflow URI (models:/rakuten-multimodal@champion).",
-    )
-    model_runtime: Runtime = Field(
-        default="auto",
-        description="onnx (the bundle's serving/ export, no TensorFlow), keras, or auto: onnx "
-        "when the bundle has the export, else keras. Serve reads the same variable.",
     )

@@ -55,7 +55,8 @@ def run(
     host: Annotated[str | None, typer.Option(help="Bind address [RAKUTEN_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [RAKUTEN_PORT].")] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Worker processes [RAKUTEN_WORKERS].")
+        int | None,
+        typer.Option(min=1, help="Worker processes [RAKUTEN_WORKERS; 0 or unset: one per core]."),
     ] = None,
     migrate: Annotated[bool, typer.Option(help="Run `db upgrade` before starting.")] = True,
     proxy_headers: Annotated[
@@ -78,7 +79,7 @@ def run(
         settings.signing_key()
     except ConfigurationError as exc:
         raise _fail(str(exc), 1) from None
-    n_workers = workers or settings.workers
+    n_workers = workers or settings.workers or len(os.sched_getaffinity(0))
     if os.environ.get("RAKUTEN_JWT_SECRET") is None and settings.environment == "development":
         # Workers are separate processes: share one development secret between them.
         os.environ["RAKUTEN_JWT_SECRET"] = (
@@ -86,7 +87,7 @@ def run(
             if (settings.jwt_secret)
             else secrets.token_urlsafe(48)
         )
-    # The workers size TensorFlow's thread pools by it (rakuten_serve.asgi): spawned workers read
+    # The workers size the model's thread pool by it (rakuten_serve.asgi): spawned workers read
     # the environment, a single in-process one these cached settings.
     os.environ["RAKUTEN_WORKERS"] = str(n_workers)
     settings.workers = n_workers
@@ -107,9 +108,9 @@ def run(
         "proxy_headers": proxy_headers,
         "timeout_graceful_shutdown": 15,
         # The supervisor kills a worker that misses a 5 s health ping (uvicorn's default);
-        # loading TensorFlow and warming the model hold the GIL for long stretches, so on a
-        # busy host healthy workers were killed mid-load over and over (seen with 4 workers
-        # on 2 cores).
+        # loading and warming the model hold the GIL for long stretches, so on a busy host
+        # healthy workers were killed mid-load over and over (seen with 4 workers on 2 cores,
+        # with TensorFlow; the ONNX runtime loads faster, the margin stays).
         "timeout_worker_healthcheck": 60,
     }
     # the reload board the workers share (os.environ: the workers inherit it)

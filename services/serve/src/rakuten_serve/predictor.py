@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rakuten_core.bundle import Bundle, BundleMetadata, Runtime, load_bundle, resolve_runtime
+from rakuten_core.bundle import Bundle, BundleMetadata, load_bundle
 from rakuten_core.drift import InputFeatures, input_features
 from rakuten_core.errors import InputTooLargeError, InvalidInputError, ModelUnavailableError
 from rakuten_core.image import ImageArray, decode_image
 from rakuten_core.inputs import model_inputs
-from rakuten_core.keras_import import import_keras
 from rakuten_core.schema import ImageLimits
 from rakuten_core.text import product_text
 from rakuten_serve import heap
@@ -100,10 +99,9 @@ class LoadedModel:
     def warm_up(self, max_batch: int) -> float:
         """Run the model on a batch of 1, then of ``max_batch``; returns seconds.
 
-        Keras traces its predict function for the first input shape, then once more with the
-        batch dimension relaxed (``reduce_retracing``) when another size comes: these two
-        calls make every batch size from 1 to ``max_batch`` run without tracing (each trace
-        costs 1-2 s on 2 cores; more sizes here only lengthened the cold start).
+        The first calls of an ONNX Runtime session allocate its buffers for the shapes seen;
+        a batch of 1 and one of ``max_batch`` take that cost (and any failure of the model on
+        real shapes) off the first requests.
         """
         start = time.perf_counter()
         blank = np.zeros((self.image_size, self.image_size, 3), dtype=np.uint8)
@@ -115,9 +113,7 @@ class LoadedModel:
         return time.perf_counter() - start
 
 
-def load_model(
-    spec: str, *, cache_dir: Path, warm_up_batch: int = 1, runtime: Runtime = "auto"
-) -> LoadedModel:
+def load_model(spec: str, *, cache_dir: Path, warm_up_batch: int = 1) -> LoadedModel:
     """Resolve, load and warm up the model at ``spec`` (path or ``models:/...``).
 
     Raises:
@@ -126,24 +122,21 @@ def load_model(
     """
     started = time.perf_counter()
     path = resolve_bundle_dir(spec, cache_dir=cache_dir)
-    if resolve_runtime(path, runtime) == "keras":
-        import_keras()  # the first time: most of a Keras cold start (timed apart in the log)
-    imported = time.perf_counter()
-    loaded = LoadedModel(load_bundle(path, runtime), spec)
+    resolved = time.perf_counter()
+    loaded = LoadedModel(load_bundle(path), spec)
     read = time.perf_counter()
     try:
         seconds = loaded.warm_up(warm_up_batch)
     except Exception as exc:  # a model that loads but cannot predict is unusable
         raise ModelUnavailableError(f"model at {spec} failed its warm-up: {exc}") from exc
     logger.info(
-        "model %s %s loaded from %s, %s runtime (resolve and import %.2fs, load %.2fs, "
-        "warm-up %.2fs)",
+        "model %s %s loaded from %s, %s runtime (resolve %.2fs, load %.2fs, warm-up %.2fs)",
         loaded.metadata.model_name,
         loaded.metadata.model_version,
         spec,
         loaded.bundle.runtime_name,
-        imported - started,
-        read - imported,
+        resolved - started,
+        read - resolved,
         seconds,
     )
     return loaded
@@ -193,14 +186,10 @@ class Predictor:
             self._model = model
         heap.refreeze()
 
-    def reload(
-        self, spec: str, *, cache_dir: Path, warm_up_batch: int, runtime: Runtime = "auto"
-    ) -> LoadedModel:
+    def reload(self, spec: str, *, cache_dir: Path, warm_up_batch: int) -> LoadedModel:
         """Blocking: load ``spec``, warm it up, then swap. On any error the old model stays."""
         with self._reload_lock:  # one load at a time: two models in memory at most
-            new = load_model(
-                spec, cache_dir=cache_dir, warm_up_batch=warm_up_batch, runtime=runtime
-            )
+            new = load_model(spec, cache_dir=cache_dir, warm_up_batch=warm_up_batch)
             self.reload_with(new)
         return new
 

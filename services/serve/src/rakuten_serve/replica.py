@@ -89,7 +89,6 @@ class ReplicaModels:
             str(bundle_dir.resolve()),
             cache_dir=settings.model_cache_dir,
             warm_up_batch=settings.batch_max_size if settings.batch_enabled else 1,
-            runtime=settings.model_runtime,
         )
         model.source = spec
         return model, bundle_dir.resolve()

@@ -16,7 +16,6 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from rakuten_core.bundle import Runtime
 from rakuten_core.schema import DESCRIPTION_MAX_CHARS, DESIGNATION_MAX_CHARS, ImageLimits
 from rakuten_core.settings import RakutenSettings, is_placeholder, require_secret
 
@@ -55,12 +54,6 @@ class ServeSettings(RakutenSettings):
     )
     model_cache_dir: Path = Field(
         default=Path("data/serve-models"), description="Where MLflow bundles are downloaded."
-    )
-    model_runtime: Runtime = Field(
-        default="auto",
-        description="What runs the model: onnx (the bundle's serving/ export, no TensorFlow in "
-        "the worker: seconds less of cold start), keras (the Keras model), or auto: onnx when "
-        "the bundle has the export (bundles saved before it do not), else keras.",
     )
     top_k: int = Field(default=5, ge=1, le=27)
     challenger_model_path: str = Field(
@@ -175,7 +168,13 @@ class ServeSettings(RakutenSettings):
     # --- process (used by `rakuten-serve run`)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    workers: int = Field(default=1, ge=1)
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description="Worker processes of `rakuten-serve run`; 0: one per core this process may "
+        "use (os.sched_getaffinity: a container's CPU set). Several replicas on one host: "
+        "replicas x workers = cores (docs/serving.md).",
+    )
 
     # --- labels (POST /feedback, scope `label`)
     feedback_rate_limit: str = Field(

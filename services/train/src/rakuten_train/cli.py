@@ -1,4 +1,5 @@
-"""``rakuten-train``: train (fit + evaluate + bundle + MLflow + registry), evaluate-only, and
+"""``rakuten-train``: train (fit + evaluate + bundle + MLflow + registry), evaluate-only, export
+(a bundle's ONNX ``serving/`` from its ``model.keras``), and
 the retraining loop's register / gate / promote / report-retrain (:mod:`rakuten_train.loop_cli`).
 
 Paths, the MLflow experiment, the registered model name and the Pushgateway come from
@@ -11,18 +12,16 @@ Exit codes: 0 success, 1 runtime failure, 2 bad input (missing data, invalid par
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
-from rakuten_train.loop_cli import add_loop_commands
-
-if TYPE_CHECKING:
-    from rakuten_train.settings import TrainSettings
+from rakuten_train.cli_common import parse_set, start
+from rakuten_train.loop_cli import loop_app
 
 app = typer.Typer(help="Rakuten training service: train and evaluate the multimodal model.")
+app.add_typer(loop_app)  # register, gate, promote, report-retrain: top-level commands
 
 DataOpt = Annotated[
     Path | None,
@@ -35,37 +34,6 @@ RawOpt = Annotated[
 ReportsOpt = Annotated[
     Path | None, typer.Option("--reports", help="Where reports are written [$RAKUTEN_REPORTS_DIR].")
 ]
-
-
-def _start(verbose: bool) -> TrainSettings:
-    """Settings first (bad ones exit 2 before any work), then logging as they say."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pydantic import ValidationError  # noqa: PLC0415
-
-    from rakuten_core.logs import configure_logging  # noqa: PLC0415
-    from rakuten_train.settings import TrainSettings  # noqa: PLC0415
-
-    try:
-        settings = TrainSettings()
-    except ValidationError as exc:
-        typer.echo(f"invalid settings: {exc}", err=True)
-        raise typer.Exit(2) from None
-    configure_logging(
-        "train", log_dir=settings.log_dir, level=settings.log_level if verbose else "WARNING"
-    )
-    return settings
-
-
-def _parse_set(values: list[str]) -> dict[str, Any]:
-    import yaml  # noqa: PLC0415
-
-    out: dict[str, Any] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 @app.command()
@@ -114,7 +82,7 @@ def train(
     The promotion rule is the gate's (``gate.test_margin`` of the same params file): strictly
     better than the champion by more than the margin.
     """
-    settings = _start(verbose)
+    settings = start(verbose)
     from pydantic import ValidationError  # noqa: PLC0415
 
     from rakuten_core.errors import DataValidationError  # noqa: PLC0415
@@ -124,7 +92,7 @@ def train(
     from rakuten_train.params import load_params  # noqa: PLC0415
     from rakuten_train.reuse import reuse_model  # noqa: PLC0415
 
-    overrides = _parse_set(set_ or [])
+    overrides = parse_set(set_ or [])
     if settings.registered_model_name and "registry.model_name" not in overrides:
         overrides["registry.model_name"] = settings.registered_model_name
     if image_weights is not None:
@@ -227,7 +195,7 @@ def evaluate(
     reports: ReportsOpt = None,
 ) -> None:
     """Evaluate a saved bundle on the held-out test split and write the reports."""
-    settings = _start(False)
+    settings = start(False)
     from rakuten_core.bundle import read_metadata  # noqa: PLC0415
     from rakuten_core.errors import DataValidationError, ModelUnavailableError  # noqa: PLC0415
     from rakuten_core.job_metrics import JOB_EVALUATE, job_run  # noqa: PLC0415
@@ -263,7 +231,28 @@ def evaluate(
     )
 
 
-add_loop_commands(app)
+@app.command()
+def export(
+    bundle: Annotated[
+        Path | None, typer.Argument(help="Bundle directory to export [$RAKUTEN_BUNDLE_DIR].")
+    ] = None,
+) -> None:
+    """Write the bundle's ONNX export (serving/) from its model.keras, checked against it.
+
+    For a bundle saved before the export existed: serving and batch prediction refuse it and
+    name this command. An existing export is replaced only once the new one passes its check.
+    """
+    settings = start(False)
+    from rakuten_core.errors import ModelUnavailableError  # noqa: PLC0415
+    from rakuten_train.export.bundle import export_bundle  # noqa: PLC0415  (TensorFlow)
+
+    target = bundle or settings.bundle_dir
+    try:
+        serving = export_bundle(target)
+    except ModelUnavailableError as exc:
+        typer.echo(f"cannot export: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"exported {target} to {serving}")
 
 
 def main() -> None:  # pragma: no cover  (entry point)

@@ -24,11 +24,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from rakuten_train.cli_common import parse_set, start
+
 if TYPE_CHECKING:
     from rakuten_train.settings import TrainSettings
 
 logger = logging.getLogger(__name__)
 EXIT_REFUSED = 3
+# added to ``rakuten-train`` without a name (rakuten_train.cli): its commands are top-level
+loop_app = typer.Typer()
 
 NameOpt = Annotated[
     str | None,
@@ -57,9 +61,7 @@ def _model_name(explicit: str | None, params: Path) -> str:
 
 def _begin(name: str | None, params: Path | None) -> tuple[TrainSettings, str, Path]:
     """Settings (bad ones exit 2), logging, the registered model's name and the params file."""
-    from rakuten_train.cli import _start  # noqa: PLC0415
-
-    settings = _start(True)
+    settings = start(True)
     params_file = params or settings.params_file
     import yaml  # noqa: PLC0415
 
@@ -86,6 +88,7 @@ def _exit_codes(action: str, *bad_input: type[Exception]) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+@loop_app.command()
 def register(
     bundle: Annotated[Path | None, typer.Option(help="Bundle [$RAKUTEN_BUNDLE_DIR].")] = None,
     name: NameOpt = None,
@@ -108,6 +111,7 @@ def register(
     _emit(registered.to_json(), out)
 
 
+@loop_app.command()
 def gate(
     version: Annotated[str, typer.Option(help="The challenger's registry version.")],
     name: NameOpt = None,
@@ -128,7 +132,6 @@ def gate(
     out: OutOpt = None,
 ) -> None:
     """Decide whether the challenger replaces the champion; record why (exit 0 yes, 3 no)."""
-    from rakuten_train.cli import _parse_set  # noqa: PLC0415
 
     settings, model, params_file = _begin(name, params)
     from pydantic import ValidationError  # noqa: PLC0415
@@ -139,7 +142,7 @@ def gate(
     from rakuten_train.loop_registry import tracking_uri as resolve_uri  # noqa: PLC0415
 
     try:
-        gate_params = load_gate_params(params_file, _parse_set(set_ or []))
+        gate_params = load_gate_params(params_file, parse_set(set_ or []))
     except (ValidationError, ValueError) as exc:
         typer.echo(f"invalid gate params: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -170,6 +173,7 @@ def gate(
         raise typer.Exit(EXIT_REFUSED)
 
 
+@loop_app.command()
 def promote(
     version: Annotated[str, typer.Option(help="The version the gate accepted.")],
     expect_champion: Annotated[
@@ -198,6 +202,7 @@ def promote(
     _emit({"model_name": model, "champion": version, "previous_champion": previous}, out)
 
 
+@loop_app.command("report-retrain")
 def report_retrain(
     outcome: Annotated[str, typer.Option(help="promoted | refused | failed")],
     started_at: Annotated[float, typer.Option(help="Unix time the retrain started.")],
@@ -216,9 +221,7 @@ def report_retrain(
     ] = None,
 ) -> None:
     """Push the retrain's figures to the Pushgateway ($RAKUTEN_PUSHGATEWAY_URL)."""
-    from rakuten_train.cli import _start  # noqa: PLC0415
-
-    settings = _start(True)
+    settings = start(True)
     from rakuten_core.job_metrics import push_run  # noqa: PLC0415
     from rakuten_train.loop_report import retrain_run, schedule_figure  # noqa: PLC0415
 
@@ -240,11 +243,3 @@ def report_retrain(
         auth=settings.pushgateway_auth(),
     )
     typer.echo(json.dumps({"outcome": outcome, "pushed": pushed}))
-
-
-def add_loop_commands(app: typer.Typer) -> None:
-    """Attach the loop's commands to ``rakuten-train``."""
-    app.command()(register)
-    app.command()(gate)
-    app.command()(promote)
-    app.command("report-retrain")(report_retrain)

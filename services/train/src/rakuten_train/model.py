@@ -2,7 +2,7 @@
 
 Inputs and output follow :mod:`rakuten_core.inputs`. Everything the model needs at inference
 (vocabularies, IDF weights, pixel scaling) lives inside it, built from Keras built-in layers and
-the registered layers of :mod:`rakuten_core.layers`; no Lambda layer, so ``model.keras`` loads
+the registered layers of :mod:`rakuten_train.layers`; no Lambda layer, so ``model.keras`` loads
 with ``safe_mode=True`` and without this package.
 
 ::
@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT
-from rakuten_core.layers import CharNgrams, ModalityDropout, SublinearTfIdf, TextNormalizer
+from rakuten_train.layers import CharNgrams, ModalityDropout, SublinearTfIdf, TextNormalizer
 from rakuten_train.params import ImageParams, TextParams, TrainParams
 
 OUTPUT_NAME = "probabilities"

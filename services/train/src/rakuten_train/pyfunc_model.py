@@ -1,8 +1,8 @@
 """MLflow pyfunc wrapper of a bundle, logged as "model from code" (no pickled Python object).
 
 MLflow stores this file next to the bundle (``artifacts/<bundle>/``); loading it needs only
-``rakuten_core`` (for :func:`load_bundle`) plus ONNX Runtime (TensorFlow for a bundle saved
-before the ``serving/`` export, which needs the custom layers). Input: a
+``rakuten_core`` (for :func:`load_bundle`) plus ONNX Runtime: the bundle's ``serving/`` export,
+no TensorFlow. Input: a
 DataFrame with ``designation`` (str), optional ``description`` (str) and optional ``image``
 (raw image file bytes); output: ``prdtypecode``, ``probability`` and the category name, using the
 same cleaning and decoding as the API.

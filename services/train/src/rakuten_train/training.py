@@ -22,12 +22,13 @@ import keras
 import mlflow
 import tensorflow as tf
 
-from rakuten_core.bundle import BundleMetadata, load_bundle, save_bundle
+from rakuten_core.bundle import BundleMetadata
 from rakuten_core.categories import CATEGORIES, CategoryIndex
 from rakuten_core.dataset import REPORT_FILE
 from rakuten_core.job_stamp import JobStamp, clear_stamp, write_stamp
 from rakuten_train import tracking
 from rakuten_train.evaluation import Evaluation, evaluate_model, predict_split, scores
+from rakuten_train.export.bundle import load_keras_bundle, save_bundle
 from rakuten_train.gate_params import GateParams
 from rakuten_train.model import build_model, compile_model
 from rakuten_train.params import TrainParams
@@ -226,14 +227,15 @@ class _NoTracking:
 
 def champion_f1(bundle_dir: Path, test: Split) -> float:
     """Weighted F1 of another bundle on ``test`` (fused inputs), with its own categories."""
-    bundle = load_bundle(bundle_dir, runtime="keras")  # evaluation runs the Keras model
+    bundle = load_keras_bundle(bundle_dir)  # evaluation runs the Keras model
     relabelled = Split(
         texts=test.texts,
         image_paths=test.image_paths,
         labels=_relabel(test.labels, bundle.categories),
     )
+    size = bundle.image_size
     probs = predict_split(
-        bundle.model, relabelled, image_size=bundle.image_size, batch_size=128, modality="fused"
+        bundle.model, relabelled, image_size=size, batch_size=128, modality="fused"
     )
     return float(scores(relabelled.labels, probs.argmax(axis=1), bundle.categories)["weighted_f1"])
 
@@ -247,7 +249,7 @@ def _relabel(labels: Any, target: CategoryIndex) -> Any:
 
 def evaluate_bundle(*, bundle: Path, data: Path, raw: Path, reports: Path) -> Evaluation:
     """Re-evaluate a saved bundle on the test split and write the reports (no training)."""
-    loaded = load_bundle(bundle, runtime="keras")  # evaluation runs the Keras model
+    loaded = load_keras_bundle(bundle)  # evaluation runs the Keras model
     test = load_split(data, "test", raw, loaded.categories)
     evaluation = evaluate_model(loaded.model, test, loaded.categories, image_size=loaded.image_size)
     write_reports(evaluation, loaded.categories, reports)
@@ -277,7 +279,7 @@ def _metadata(
         image_size=params.image_size,
         text={
             "input": "rakuten_core.text.product_text(designation, description)",
-            "normalizer": "rakuten_core.layers.TextNormalizer (Unicode lower, punctuation)",
+            "normalizer": "rakuten_train.layers.TextNormalizer (Unicode lower, punctuation)",
             "sequence_length": params.text.sequence_length,
             "word_ngrams": params.text.word_ngrams,
             "char_ngrams": [params.text.char_ngram_min, params.text.char_ngram_max],

@@ -1,10 +1,10 @@
 """Custom Keras layers a bundle's model may contain.
 
-They live in the contract package (not in the training service) because serving and batch
-prediction must be able to deserialise a model without importing the training code. Every
-layer is registered with ``keras.saving.register_keras_serializable(package="rakuten")``.
-This module imports Keras and TensorFlow: only :func:`rakuten_core.bundle.load_bundle` and the
-training service import it.
+Only training builds, saves and loads the Keras model (serving and batch prediction run the
+ONNX export, :mod:`rakuten_train.export`), so the layers live here, beside the model. Every
+layer is registered with ``keras.saving.register_keras_serializable(package="rakuten")``:
+a saved ``model.keras`` names them ``rakuten>...``, not by module, so bundles saved when they
+lived in ``rakuten_core.layers`` load the same once this module is imported.
 
 - :class:`TextNormalizer`: Unicode-aware lower-casing and punctuation stripping (Keras'
   built-in standardisation lower-cases ASCII only, so ``"ÉTÉ"`` and ``"été"`` would differ).

@@ -18,7 +18,8 @@ run. :func:`export_serving` splits the model where the strings become numbers:
 The split is found from the graph (the ``TextVectorization`` layers and the tensors the image
 inputs become), not from layer names, and the export checks the runtime's probabilities against
 the Keras model's on a few products before it writes anything. Imports TensorFlow, Keras and
-tf2onnx: only :func:`rakuten_core.bundle.save_bundle` calls it, in training.
+tf2onnx: training only (:func:`rakuten_train.export.bundle.save_bundle`, and
+``rakuten-train export`` for a bundle saved without ``serving/``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import keras
 import numpy as np
+import onnx
+import onnx.compose
+import tensorflow as tf
+import tf2onnx
+from keras.layers import InputLayer, TextVectorization
+from onnx import TensorProto, helper, numpy_helper
 
 from rakuten_core.bundle import ONNX_FILE, SERVING_DIR, TEXT_SPEC_FILE, WIDE_FILE, OnnxRuntime
 from rakuten_core.errors import BundleError
@@ -41,6 +49,7 @@ from rakuten_core.text_vectors import (
     WideRole,
     WideSpec,
 )
+from rakuten_train.layers import CharNgrams, ModalityDropout, SublinearTfIdf, TextNormalizer
 
 ONNX_OPSET = 17
 # the export is refused when the two runtimes differ by more than this on any probability
@@ -57,9 +66,6 @@ CHECK_TEXTS = (
 
 def _vectorizer_role(layer: Any) -> tuple[str, bool]:
     """``(role, normalized)``: what the vectoriser counts, and whether its text is normalised."""
-    from keras.layers import InputLayer  # noqa: PLC0415
-
-    from rakuten_core.layers import CharNgrams, ModalityDropout, TextNormalizer  # noqa: PLC0415
 
     config = layer.get_config()
     if config.get("standardize") is not None or config.get("split") != "whitespace":
@@ -87,9 +93,6 @@ def _vectorizer_role(layer: Any) -> tuple[str, bool]:
 
 def text_spec(model: Any) -> tuple[TextSpec, dict[str, Any]]:
     """The model's string layers as a :class:`TextSpec`, and each vectoriser's output tensor."""
-    from keras.layers import TextVectorization  # noqa: PLC0415
-
-    from rakuten_core.layers import CharNgrams  # noqa: PLC0415
 
     vocabularies: dict[str, Vocabulary] = {}
     outputs: dict[str, Any] = {}
@@ -149,9 +152,6 @@ def _wide_part(model: Any, spec: TextSpec, outputs: dict[str, Any]) -> _Wide | N
     ``SublinearTfIdf``, and those (through one ``Concatenate`` and any ``Dropout``, an identity
     at inference) feed one relu or linear ``Dense``: what :class:`WideLayer` computes; else
     ``None`` (the export then keeps the wide part in the ONNX graph)."""
-    import keras  # noqa: PLC0415
-
-    from rakuten_core.layers import SublinearTfIdf  # noqa: PLC0415
 
     def source(tensor: Any) -> Any:
         return tensor._keras_history.operation
@@ -199,7 +199,6 @@ class _Wide(NamedTuple):
 
 def _image_tensors(model: Any) -> tuple[Any, Any]:
     """The tensors the image inputs become (after ModalityDropout, an identity at inference)."""
-    from rakuten_core.layers import ModalityDropout  # noqa: PLC0415
 
     image = model.get_layer(IMAGE_INPUT).output
     has_image = model.get_layer(HAS_IMAGE_INPUT).output
@@ -211,7 +210,6 @@ def _image_tensors(model: Any) -> tuple[Any, Any]:
 
 def numeric_model(model: Any, cuts: dict[str, Any]) -> Any:
     """The part of ``model`` from the tensors ``cuts`` (named ONNX inputs) to its output."""
-    import keras  # noqa: PLC0415
 
     try:
         return keras.Model(list(cuts.values()), model.outputs[0], name=f"{model.name}_numeric")
@@ -230,7 +228,6 @@ def _recurrent_part(model: Any, tokens: Any) -> tuple[Any, Any] | None:
     (60 % of the model's time); the ``LSTM`` operator with per-row sequence lengths is the same
     computation for right-padded ids (``TextVectorization`` pads at the end).
     """
-    import keras  # noqa: PLC0415
 
     for layer in model.layers:
         if not isinstance(layer, keras.layers.Bidirectional | keras.layers.LSTM):
@@ -280,8 +277,6 @@ def _lstm_onnx(embedding: Any, rnn: Any, sequence_length: int, template: Any) ->
     ONNX an input and a recurrent one (the latter zero). A row without any token (L = 0) gets
     length 1 and its output is zeroed, as Keras leaves the state of a fully masked row at zero.
     """
-    import keras  # noqa: PLC0415
-    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
 
     cells = (
         [rnn.forward_layer, rnn.backward_layer]
@@ -364,15 +359,8 @@ def export_serving(
     over the same layers, which must not touch the caller's model (Keras would then fail to
     save it again), and the export is then of exactly what the bundle holds.
     """
-    import onnx  # noqa: PLC0415
-    import onnx.compose  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
-    import tf2onnx  # noqa: PLC0415
 
-    from rakuten_core import layers  # noqa: F401,PLC0415  (registers the custom layers)
-    from rakuten_core.keras_import import import_keras  # noqa: PLC0415
-
-    model = import_keras().saving.load_model(model_file, compile=False, safe_mode=True)
+    model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
     spec, outputs = text_spec(model)
     image, has_image = _image_tensors(model)
     cuts = {INPUT_NAMES[role]: tensor for role, tensor in outputs.items()}

@@ -1,4 +1,5 @@
-"""save_bundle / load_bundle: round trip, atomic replacement, and every way a bundle is refused."""
+"""save_bundle (training) / load_bundle (the ONNX runtime) / load_keras_bundle (evaluation):
+round trip, atomic replacement, re-export, and every way a bundle is refused."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from rakuten_core.bundle import (
     BundleMetadata,
     load_bundle,
     read_metadata,
-    save_bundle,
 )
 from rakuten_core.categories import CATEGORIES
 from rakuten_core.errors import BundleError, ModelUnavailableError
 from rakuten_core.image import blank_image
 from rakuten_core.inputs import model_inputs
+from rakuten_train.export import serving as export_module
+from rakuten_train.export.bundle import export_bundle, load_keras_bundle, save_bundle
 
 SIZE = 8
 
@@ -71,9 +73,8 @@ def test_round_trip_predicts_the_same_probabilities(
 ) -> None:
     path = save_bundle(tmp_path / "bundle", tiny_model, _metadata())
     assert sorted(p.name for p in path.iterdir()) == [METADATA_FILE, MODEL_FILE, SERVING_DIR]
-    bundle = load_bundle(path, runtime)
+    bundle = load_bundle(path) if runtime == "onnx" else load_keras_bundle(path)
     assert bundle.runtime_name == runtime
-    assert (bundle.model is None) == (runtime == "onnx")  # the ONNX runtime holds no Keras model
     assert bundle.metadata.model_version == "test-1"
     assert bundle.categories.code_of(0) == CATEGORIES[0].code
     inputs = model_inputs(
@@ -135,7 +136,7 @@ def test_the_bundle_leaves_the_optimizer_state_out_and_predicts_the_same(tmp_pat
     model.save(tmp_path / "with-optimizer.keras")  # what the bundle held before
     assert "optimizer" in _archive_groups(tmp_path / "with-optimizer.keras")
     assert (path / MODEL_FILE).stat().st_size < (tmp_path / "with-optimizer.keras").stat().st_size
-    probs = load_bundle(path, "keras").predict_proba(inputs)
+    probs = load_keras_bundle(path).predict_proba(inputs)
     np.testing.assert_array_equal(probs, np.asarray(model.predict_on_batch(inputs), np.float32))
     # the caller's model is untouched: still compiled, its optimizer state kept
     assert model.compiled and int(model.optimizer.iterations.numpy()) == steps
@@ -146,7 +147,7 @@ def test_a_bundle_saved_with_optimizer_state_still_loads(tmp_path: Path) -> None
     model, inputs = _trained(len(CATEGORIES))
     path = save_bundle(tmp_path / "bundle", model, _metadata())
     model.save(path / MODEL_FILE)  # a bundle written before the optimizer was left out
-    probs = load_bundle(path, "keras").predict_proba(inputs)
+    probs = load_keras_bundle(path).predict_proba(inputs)
     np.testing.assert_array_equal(probs, np.asarray(model.predict_on_batch(inputs), np.float32))
 
 
@@ -156,8 +157,9 @@ def test_a_model_whose_classes_disagree_with_the_metadata_is_refused(
     tmp_path: Path, runtime: Any
 ) -> None:
     save_bundle(tmp_path / "b", _tiny_model(5), _metadata())
+    load = load_bundle if runtime == "onnx" else load_keras_bundle
     with pytest.raises(BundleError, match="outputs 5 classes but bundle.json lists 27"):
-        load_bundle(tmp_path / "b", runtime)
+        load(tmp_path / "b")
 
 
 def test_missing_directory_or_files_are_bundle_errors(tmp_path: Path) -> None:
@@ -165,6 +167,8 @@ def test_missing_directory_or_files_are_bundle_errors(tmp_path: Path) -> None:
         load_bundle(tmp_path / "nowhere")
     (tmp_path / METADATA_FILE).write_text(_metadata().model_dump_json())
     with pytest.raises(BundleError, match=r"model\.keras not found"):
+        load_keras_bundle(tmp_path)
+    with pytest.raises(BundleError, match=r"no ONNX export .*rakuten-train export"):
         load_bundle(tmp_path)
     assert issubclass(BundleError, ModelUnavailableError)
 
@@ -173,7 +177,7 @@ def test_corrupt_model_file_is_a_bundle_error(tmp_path: Path) -> None:
     (tmp_path / METADATA_FILE).write_text(_metadata().model_dump_json())
     (tmp_path / MODEL_FILE).write_bytes(b"PK\x03\x04 not really a keras zip")
     with pytest.raises(BundleError, match="could not be loaded"):
-        load_bundle(tmp_path)
+        load_keras_bundle(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -199,14 +203,35 @@ def test_metadata_round_trips_through_json() -> None:
 
 
 @pytest.mark.slow
-def test_a_bundle_without_the_onnx_export_loads_with_keras(tmp_path: Path, tiny_model: Any) -> None:
+def test_a_bundle_without_the_export_is_refused_until_rakuten_train_export_writes_it(
+    tmp_path: Path, tiny_model: Any
+) -> None:
     path = save_bundle(tmp_path / "old", tiny_model, _metadata(), serving=False)
     assert not (path / SERVING_DIR).exists()  # as bundles saved before the export were
-    assert load_bundle(path).runtime_name == "keras"
-    with pytest.raises(BundleError, match="no ONNX export"):
-        load_bundle(path, "onnx")
-    with pytest.raises(ValueError, match="runtime must be one of"):
-        load_bundle(path, "torch")  # type: ignore[arg-type]
+    with pytest.raises(BundleError, match=f"no ONNX export.*`rakuten-train export {path}`"):
+        load_bundle(path)
+    export_bundle(path)
+    inputs = model_inputs(["piscine gonflable"], [None], image_size=SIZE)
+    np.testing.assert_allclose(
+        load_bundle(path).predict_proba(inputs),
+        np.asarray(tiny_model.predict_on_batch(inputs)),
+        rtol=1e-5,
+        atol=1e-7,
+    )
+    assert sorted(p.name for p in path.iterdir()) == [METADATA_FILE, MODEL_FILE, SERVING_DIR]
+
+
+@pytest.mark.slow
+def test_a_failed_re_export_leaves_the_bundle_as_it_was(
+    tmp_path: Path, tiny_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = save_bundle(tmp_path / "b", tiny_model, _metadata())
+    before = {p.name: p.read_bytes() for p in (path / SERVING_DIR).iterdir()}
+    monkeypatch.setattr(export_module, "EXPORT_TOLERANCE", -1.0)  # any gap is too large
+    with pytest.raises(BundleError, match="differs from the Keras model"):
+        export_bundle(path)
+    assert {p.name: p.read_bytes() for p in (path / SERVING_DIR).iterdir()} == before
+    assert sorted(p.name for p in path.iterdir()) == [METADATA_FILE, MODEL_FILE, SERVING_DIR]
 
 
 @pytest.mark.slow
@@ -219,7 +244,7 @@ def test_a_corrupt_onnx_export_is_a_bundle_error(tmp_path: Path, tiny_model: Any
     (path / SERVING_DIR / "text.json").write_text('{"words": 5}')  # JSON, not a text spec
     with pytest.raises(BundleError, match=r"text\.json could not be read"):
         load_bundle(path)
-    assert load_bundle(path, "keras").runtime_name == "keras"  # the Keras model is still there
+    assert load_keras_bundle(path).runtime_name == "keras"  # the Keras model is still there
 
 
 @pytest.mark.slow
@@ -261,30 +286,7 @@ def test_a_model_the_export_cannot_split_is_refused_and_nothing_is_written(
 def test_the_export_is_refused_when_the_runtimes_disagree(
     tmp_path: Path, tiny_model: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rakuten_core import bundle_export
-
-    monkeypatch.setattr(bundle_export, "EXPORT_TOLERANCE", -1.0)  # any gap is too large
+    monkeypatch.setattr(export_module, "EXPORT_TOLERANCE", -1.0)  # any gap is too large
     with pytest.raises(BundleError, match="differs from the Keras model"):
         save_bundle(tmp_path / "b", tiny_model, _metadata())
     assert list(tmp_path.iterdir()) == []
-
-
-def test_auto_runs_the_export_only_when_onnx_runtime_is_installed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import importlib.util
-
-    from rakuten_core.bundle import resolve_runtime
-
-    assert resolve_runtime(tmp_path) == "keras"  # no serving/: a bundle saved before the export
-    (tmp_path / SERVING_DIR).mkdir()
-    assert resolve_runtime(tmp_path) == "onnx"
-    assert resolve_runtime(tmp_path, "keras") == "keras"
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "onnxruntime" else find_spec(name, *a),
-    )
-    assert resolve_runtime(tmp_path) == "keras"  # e.g. an MLflow env without onnxruntime
-    assert resolve_runtime(tmp_path, "onnx") == "onnx"  # asked for: load_bundle says why not

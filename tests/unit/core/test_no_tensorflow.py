@@ -1,0 +1,52 @@
+"""Only training installs and imports TensorFlow: every other package's modules load without it
+(nor scikit-learn, nor SciPy outside the monitor's drift statistics).
+
+Each package's modules are all imported in a fresh interpreter (imports are cached per process,
+so the test process, where training's tests have imported Keras, cannot tell), then the
+interpreter's ``sys.modules`` is checked. The serve and predict images are checked to contain
+no TensorFlow in tests/e2e/test_compose.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.utils.paths import REPO_ROOT
+
+PACKAGES = ("rakuten_core", "rakuten_data", "rakuten_predict", "rakuten_serve", "rakuten_monitor")
+HEAVY = ("tensorflow", "keras", "tf2onnx", "sklearn", "scipy")
+
+_IMPORT_ALL = """
+import importlib, json, pkgutil, sys
+package = importlib.import_module(sys.argv[1])
+names = [package.__name__]
+for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+    if info.name.rsplit(".", 1)[-1] == "__main__" or ".migrations" in info.name:
+        continue  # __main__ runs the CLI; Alembic's env.py runs a migration
+    importlib.import_module(info.name)
+    names.append(info.name)
+loaded = sorted({m.split(".")[0] for m in sys.modules})
+print(json.dumps({"modules": names, "loaded": loaded}))
+"""
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_importing_every_module_loads_no_tensorflow(package: str) -> None:
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [sys.executable, "-c", _IMPORT_ALL, package],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(report["modules"]) > 3, report["modules"]  # the walk found the package's modules
+    # SciPy: rakuten_core.drift_stats (the extra ``drift``), which only the monitor uses
+    heavy = set(HEAVY) - ({"scipy"} if package in ("rakuten_core", "rakuten_monitor") else set())
+    assert heavy & set(report["loaded"]) == set(), package
