@@ -21,12 +21,14 @@
 # anything runs, on a usage error, a missing variable or Dockerfile, or a malformed digests file.
 set -euo pipefail
 
+# name=Dockerfile; the root Dockerfile builds every Python service (--build-arg PACKAGE=name,
+# --target name)
 IMAGES=(
-  "data=services/data/Dockerfile"
-  "train=services/train/Dockerfile"
-  "predict=services/predict/Dockerfile"
-  "serve=services/serve/Dockerfile"
-  "monitor=services/monitor/Dockerfile"
+  "data=Dockerfile"
+  "train=Dockerfile"
+  "predict=Dockerfile"
+  "serve=Dockerfile"
+  "monitor=Dockerfile"
   "mlflow=docker/mlflow/Dockerfile"
   "proxy=docker/proxy/Dockerfile"
 )
@@ -85,14 +87,17 @@ run() {
 
 # ---------------------------------------------------------------- build: once, for the first stage
 build() {
-  local entry name ref line digest inspect lines=()
+  local entry name file ref line digest inspect lines=() stage=()
   for entry in "${IMAGES[@]}"; do
     [[ -f "${entry#*=}" ]] || refuse "${entry#*=} is missing"
   done
   for entry in "${IMAGES[@]}"; do
     name=${entry%%=*}
+    file=${entry#*=}
+    stage=()
+    [[ "$file" == Dockerfile ]] && stage=(--build-arg "PACKAGE=$name" --target "$name")
     ref="$REGISTRY/rakuten-$name:$TAG"
-    run docker build --file "${entry#*=}" --tag "$ref" .
+    run docker build --file "$file" "${stage[@]}" --tag "$ref" .
     run docker push "$ref"
     # the digest the registry gave the push (RepoDigests is filled by it), from this repository's
     # entry (Docker Hub's are written without docker.io/); only the digest is taken from it

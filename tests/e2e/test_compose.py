@@ -52,22 +52,33 @@ def test_jobs_completed_and_two_replicas_serve(stack: Stack) -> None:
     assert len(stack.container_ids("serve")) == 2
 
 
-def test_data_image_has_no_tensorflow_and_images_carry_no_build_tools(stack: Stack) -> None:
+def test_only_the_train_image_has_tensorflow_and_images_carry_no_build_tools(
+    stack: Stack,
+) -> None:
+    """One Dockerfile, five images: each has its package's dependencies only (TensorFlow in
+    train's alone; no scikit-learn or SciPy where nothing uses them), and none keeps uv, its
+    cache, the sources or the tests."""
     probe = (
         "import importlib.util as u, pathlib as p, shutil as s; "
-        "print(u.find_spec('tensorflow') is not None, s.which('uv') is not None, "
-        "p.Path('/root/.cache/uv').exists(), p.Path('/app/tests').exists(), "
-        "p.Path('/src').exists())"
+        "print(*[u.find_spec(m) is not None for m in ('tensorflow', 'sklearn', 'scipy')], "
+        "s.which('uv') is not None, p.Path('/root/.cache/uv').exists(), "
+        "p.Path('/app/tests').exists(), p.Path('/src').exists())"
     )
-    for service in ("data", "train", "serve"):
+    expected = {  # (tensorflow, scikit-learn, scipy)
+        "data": ("False", "False", "False"),
+        "train": ("True", "True", "True"),
+        "predict": ("False", "False", "False"),
+        "serve": ("False", "False", "False"),
+        "monitor": ("False", "False", "True"),  # drift statistics (rakuten_core[drift])
+    }
+    for service, packages in expected.items():
         image = f"rakuten-{service}:{IMAGE_TAG}"
         out = run(
             ["docker", "run", "--rm", "--user", "0", "--entrypoint", "python", image, "-c", probe],
             timeout=120,
         ).stdout.split()
-        has_tf, has_uv, uv_cache, tests_dir, sources = out
-        assert has_tf == ("False" if service == "data" else "True"), service
-        assert (has_uv, uv_cache, tests_dir, sources) == ("False",) * 4, service
+        assert tuple(out[:3]) == packages, service
+        assert tuple(out[3:]) == ("False",) * 4, service
         user = run(
             ["docker", "image", "inspect", "-f", "{{.Config.User}}", image], timeout=60
         ).stdout.strip()

@@ -187,12 +187,13 @@ def test_images_are_pinned_and_long_running_services_have_healthchecks(
         has_check = "healthcheck" in services[name] or "build" in services[name]
         assert has_check, f"{name} has no healthcheck"
     for path in (
-        REPO_ROOT / "services/serve/Dockerfile",
-        REPO_ROOT / "services/monitor/Dockerfile",
         REPO_ROOT / "docker/mlflow/Dockerfile",
         REPO_ROOT / "docker/proxy/Dockerfile",
     ):
         assert "\nHEALTHCHECK " in path.read_text(), path
+    stages = _stages(_instructions(REPO_ROOT / "Dockerfile"))
+    for name in ("serve", "monitor"):
+        assert any(line.startswith("HEALTHCHECK ") for line in stages[name]), name
 
 
 def _instructions(path: Path) -> list[str]:
@@ -200,35 +201,41 @@ def _instructions(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if not line.startswith("#")]
 
 
-def _stage(lines: list[str], header: str) -> list[str]:
-    """The lines of the stage that starts with ``header`` (up to the next ``FROM``)."""
-    start = lines.index(header)
-    rest = lines[start + 1 :]
-    end = next((i for i, line in enumerate(rest) if line.startswith("FROM ")), len(rest))
-    return rest[:end]
+def _stages(lines: list[str]) -> dict[str, list[str]]:
+    """Each named stage's lines (``FROM parent AS name`` first), up to the next ``FROM``."""
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in lines:
+        if line.startswith("FROM "):
+            current = [line]
+            stages[line.split()[-1] if " AS " in line else f"unnamed-{len(stages)}"] = current
+        elif current:
+            current.append(line)
+    return stages
 
 
-def test_tensorflow_images_share_their_dependency_layer() -> None:
-    """Identical instructions on identical parents: the classic builder reuses the layers.
+PYTHON_SERVICES = ("data", "train", "predict", "serve", "monitor")
 
-    train, predict and serve have the same ``deps`` stage (the locked TensorFlow set) and the
-    same final stage up to ``COPY --from=deps``: one ~2.3 GB venv layer on disk for the three
-    images instead of one each (the CI machine ran out of disk with three). What each service
-    adds comes in a second, small layer (``/delta``: the files its own ``uv sync`` created).
-    """
-    deps, final = set(), set()
-    for name in ("train", "predict", "serve"):
-        lines = _instructions(REPO_ROOT / "services" / name / "Dockerfile")
-        deps.add("\n".join(_stage(lines, "FROM ${PYTHON_IMAGE} AS deps")))
-        last = _stage(lines, "FROM ${PYTHON_IMAGE}")
-        shared = last[: last.index("COPY --from=deps /app/.venv /app/.venv") + 1]
-        final.add("\n".join(shared))
-        assert last[len(shared)] == "COPY --from=builder /delta/ /", name
-        assert "--package rakuten-predict " in "\n".join(
-            lines[: lines.index("FROM deps AS builder")]
-        )
-    assert len(deps) == 1, "the deps stages differ: each image would get its own TensorFlow layer"
-    assert len(final) == 1, "the final stages differ before COPY --from=deps"
+
+def test_python_services_build_from_the_root_dockerfile_with_matching_package_and_target(
+    resolved: dict[str, Any],
+) -> None:
+    """One Dockerfile: ``PACKAGE`` picks the dependencies, the target the command; a service
+    built with one package's dependencies and another's command would start and then fail."""
+    built = {
+        name: service["build"]
+        for name, service in resolved["services"].items()
+        if service.get("build", {}).get("dockerfile") == "Dockerfile"
+    }
+    assert {b["target"] for b in built.values()} == set(PYTHON_SERVICES)
+    for name, build in built.items():
+        assert build["args"]["PACKAGE"] == build["target"], name
+    stages = _stages(_instructions(REPO_ROOT / "Dockerfile"))
+    for name in PYTHON_SERVICES:
+        assert stages[name][0] == f"FROM runtime AS {name}", name
+        assert not any(line.startswith("USER ") for line in stages[name]), name
+    assert "USER rakuten" in stages["runtime"]
+    assert sorted(REPO_ROOT.glob("services/*/Dockerfile")) == []
 
 
 def test_dockerfiles_run_as_non_root_from_pinned_python() -> None:
@@ -236,7 +243,10 @@ def test_dockerfiles_run_as_non_root_from_pinned_python() -> None:
         text = path.read_text()
         if path.parent.name != "proxy":  # the proxy is nginx's image
             assert "ARG PYTHON_IMAGE=python:3.11." in text and "-slim" in text, path
-        final_stage = text.rsplit("\nFROM ", 1)[1]
+        # the last stage, or for the root Dockerfile the runtime stage every service's builds on
+        final_stage = text.split("AS runtime\n", 1)[-1].rsplit("\nFROM ", 1)[0]
+        if path.name != "Dockerfile" or path.parent != REPO_ROOT:
+            final_stage = text.rsplit("\nFROM ", 1)[1]
         users = re.findall(r"(?m)^USER (\S+)$", final_stage)
         assert users and users[-1] not in ("root", "0"), f"{path}: final stage runs as root"
         assert "RUN --mount" not in text, f"{path}: BuildKit-only syntax"

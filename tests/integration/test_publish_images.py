@@ -23,11 +23,11 @@ pytestmark = pytest.mark.integration
 
 PUBLISH_SCRIPT = REPO_ROOT / "scripts" / "publish-images.sh"
 IMAGES = {
-    "data": "services/data/Dockerfile",
-    "train": "services/train/Dockerfile",
-    "predict": "services/predict/Dockerfile",
-    "serve": "services/serve/Dockerfile",
-    "monitor": "services/monitor/Dockerfile",
+    "data": "Dockerfile",
+    "train": "Dockerfile",
+    "predict": "Dockerfile",
+    "serve": "Dockerfile",
+    "monitor": "Dockerfile",
     "mlflow": "docker/mlflow/Dockerfile",
     "proxy": "docker/proxy/Dockerfile",
 }
@@ -114,8 +114,9 @@ def test_build_dry_run_builds_pushes_and_reads_back_each_image_once(tmp_path: Pa
     expected = []
     for name, dockerfile in IMAGES.items():
         ref = f"{STAGING}/rakuten-{name}:v1.2.0"
+        stage = f"--build-arg PACKAGE={name} --target {name} " if dockerfile == "Dockerfile" else ""
         expected += [
-            f"+ docker build --file {dockerfile} --tag {ref} .",
+            f"+ docker build --file {dockerfile} {stage}--tag {ref} .",
             f"+ docker push {ref}",
             f"+ docker image inspect --format {REPO_DIGESTS} {ref}",
         ]
@@ -286,9 +287,9 @@ def test_publish_refuses_before_running_anything(
 def test_every_dockerfile_of_the_repository_is_published() -> None:
     found = {
         str(p.relative_to(REPO_ROOT))
-        for pattern in ("services/*/Dockerfile", "docker/*/Dockerfile")
+        for pattern in ("Dockerfile", "services/*/Dockerfile", "docker/*/Dockerfile")
         for p in REPO_ROOT.glob(pattern)
     }
     assert found <= set(IMAGES.values())
-    listed = set(re.findall(r'"\w+=([\w/]+/Dockerfile)"', PUBLISH_SCRIPT.read_text()))
+    listed = set(re.findall(r'"\w+=((?:[\w/]+/)?Dockerfile)"', PUBLISH_SCRIPT.read_text()))
     assert listed == set(IMAGES.values())

@@ -19,11 +19,7 @@ SHARED_TOOLS = REPO_ROOT.parent / "shared" / "tools"
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 DOCKERFILES = (
-    REPO_ROOT / "services" / "data" / "Dockerfile",
-    REPO_ROOT / "services" / "train" / "Dockerfile",
-    REPO_ROOT / "services" / "predict" / "Dockerfile",
-    REPO_ROOT / "services" / "serve" / "Dockerfile",
-    REPO_ROOT / "services" / "monitor" / "Dockerfile",
+    REPO_ROOT / "Dockerfile",
     REPO_ROOT / "docker" / "mlflow" / "Dockerfile",
     REPO_ROOT / "docker" / "proxy" / "Dockerfile",
     REPO_ROOT / "airflow" / "Dockerfile",

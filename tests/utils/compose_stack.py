@@ -146,6 +146,8 @@ def _write_env(path: Path, *, logs: Path, tls_dir: Path | None, ports: dict[str,
         "STACK_TRAIN_ARGS": "--set epochs=2",
         "STACK_MLFLOW_EXPERIMENT": EXPERIMENT,
         "STACK_MLFLOW_WORKERS": "1",
+        # two replicas on 2 cores: one worker each (the default, one per core, suits one replica)
+        "STACK_SERVE_WORKERS": "1",
         "STACK_HTTP_PORT": str(ports["http"]),
         "STACK_HTTPS_PORT": str(ports["https"]),
         "STACK_MLFLOW_PORT": str(ports["mlflow"]),
