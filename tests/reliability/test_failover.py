@@ -158,7 +158,10 @@ def test_a_replica_killed_under_load_costs_no_request_and_no_record(
         reached = _upstreams_reached(stack, offset)
 
     # every 200 recorded once: wait for the writers (they write behind the answers) until the
-    # count stops growing, which also takes in what wrk sent before its deadline
+    # count stops growing, which also takes in what wrk sent before its deadline. The killed
+    # replica's answers not yet written are in its journal (written before each answer), which
+    # the replica replays when it starts again, or the other one once the killed one's lease
+    # has expired (10 s), whichever comes first (docs/serving.md)
     ok_ids = wrk.ok_ids
     records, deadline = _records(stack), time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -183,9 +186,8 @@ def test_a_replica_killed_under_load_costs_no_request_and_no_record(
         n for name, n in wrk.socket_errors.items() if name in ("connect", "read", "write")
     )
     missing = sorted(set(ok_ids) - set(records))
-    # answered by the killed replica, their records still in its memory (written a few ms
-    # after the answer; docs/reliability.md): the one loss a SIGKILL may cause
-    in_victim_memory = [r for r in missing if answered_by.get(r) == f"{replicas[victim]}:8000"]
+    # a loss, should there be one, told apart by the replica that answered
+    from_victim = [r for r in missing if answered_by.get(r) == f"{replicas[victim]}:8000"]
     logger.info(
         "failover: stack ready for the load in %.0f s; products: %s; replicas %s, killed %s "
         "(%s) at %.1f s, started again at %.1f s",
@@ -202,7 +204,7 @@ def test_a_replica_killed_under_load_costs_no_request_and_no_record(
         "failover: %d requests, %d failed (%.3f %%): non-2xx %s, socket errors %s "
         "(timeout = no answer within %d s); the proxy retried %d on the other replica; "
         "%d answers 200, %d records, %d 200s without a record (%d answered by the killed "
-        "replica just before its end), %d request ids answered twice, "
+        "replica), %d request ids answered twice, "
         "%d records not among the 200s (sent before wrk's deadline, answered after); "
         "the proxy reaches %s after the restart (replicas %s); %.0f s in all",
         attempts,
@@ -215,7 +217,7 @@ def test_a_replica_killed_under_load_costs_no_request_and_no_record(
         wrk.ok,
         len(records),
         len(missing),
-        len(in_victim_memory),
+        len(from_victim),
         len(ok_ids) - len(set(ok_ids)),
         len(set(records) - set(ok_ids)),
         sorted(reached),
@@ -228,8 +230,10 @@ def test_a_replica_killed_under_load_costs_no_request_and_no_record(
     assert wrk.ok > 0 and len(ok_ids) == wrk.ok, wrk.summary()
     assert failed < MAX_FAILED_SHARE * attempts, wrk.summary()
     assert len(set(ok_ids)) == len(ok_ids), "a request id was answered twice"
-    assert missing == in_victim_memory, f"200s without a record: {missing[:5]}"
-    assert len(missing) <= CONNECTIONS, f"{len(missing)} answers 200 without a record"
+    assert not missing, (
+        f"{len(missing)} 200s without a record ({len(from_victim)} from the killed replica): "
+        f"{missing[:5]}"
+    )
     assert len(records) == len(set(records))
     # beyond the 200s, only what wrk had sent when its time ran out (one per connection at most)
     assert len(set(records) - set(ok_ids)) <= CONNECTIONS

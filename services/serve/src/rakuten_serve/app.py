@@ -141,6 +141,7 @@ def create_app(
             queue_size=settings.record_queue_size,
             batch_size=settings.record_batch_size,
             spool_max_bytes=settings.record_spool_max_bytes,
+            journal_enabled=settings.record_journal,
             retry_initial_s=settings.record_retry_initial_s,
             retry_max_s=settings.record_retry_max_s,
         ),

@@ -161,6 +161,12 @@ class Metrics:
             "Failed attempts to write prediction records (they are spooled and retried).",
             registry=r,
         )
+        self.journal_write_failures = Counter(
+            "rakuten_prediction_journal_failures",
+            "Prediction records not written to the journal (full disk): still queued and "
+            "written, but lost if the process dies before then.",
+            registry=r,
+        )
         self.records_written = Counter(
             "rakuten_prediction_records_written",
             "Prediction records written to the database.",

@@ -125,6 +125,11 @@ class ServeSettings(RakutenSettings):
     record_batch_size: int = Field(default=200, ge=1)
     record_spool_dir: Path = Path("data/serve-spool")
     record_spool_max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    record_journal: bool = Field(
+        default=True,
+        description="Append each record to a journal in the spool folder before answering "
+        "(no fsync), so a killed process loses no answered record: its journal is replayed.",
+    )
     record_retry_initial_s: float = Field(default=0.5, gt=0)
     record_retry_max_s: float = Field(default=30.0, gt=0)
 

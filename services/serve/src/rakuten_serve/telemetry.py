@@ -70,6 +70,9 @@ class Telemetry:
     def db_write_failed(self) -> None:
         return None
 
+    def journal_write_failed(self) -> None:
+        return None
+
     def records_pending(self, count: int) -> None:
         return None
 
@@ -177,6 +180,9 @@ class PrometheusTelemetry(Telemetry):
 
     def db_write_failed(self) -> None:
         self._m.db_write_failures.inc()
+
+    def journal_write_failed(self) -> None:
+        self._m.journal_write_failures.inc()
 
     def records_pending(self, count: int) -> None:
         self._m.records_pending.set(count)

@@ -10,6 +10,14 @@ partial failure nor a request the proxy retried on another replica (same ``X-Req
 recorded by both) duplicates a row: the first write wins. Only when the in-memory
 queue and the spool (``RAKUTEN_RECORD_SPOOL_MAX_BYTES``) are both full is a record dropped,
 counted in ``rakuten_prediction_records_dropped``.
+
+Before it is queued, a record is appended to this process's write-ahead journal in the same
+directory (:mod:`rakuten_serve.db.journal`: one ``os.write``, no fsync), so a process killed
+with records still in memory loses none of the answers it sent: its journal is replayed like a
+spool file. Every file names its owner, and a process takes over (renames, then replays) the
+files of owners that are gone (:mod:`rakuten_serve.db.owners`): at start, then every
+``lease_s / 2`` seconds, so a replica sharing the volume takes over the files of one killed and
+not restarted. A clean stop leaves no journal behind: everything is written or spooled by then.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,12 +38,14 @@ from typing import Any
 from sqlalchemy import Engine
 
 from rakuten_core.records import Prediction
+from rakuten_serve.db import journal, owners
 from rakuten_serve.db.inserts import insert_new
 from rakuten_serve.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
+Entry = tuple[int | None, Record]  # (journal segment, record) on the queue
 _PENDING_MAX = 100_000
 _STOP = object()
 
@@ -51,14 +62,17 @@ def _decode(line: str) -> Record:
     return record
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _decode_all(lines: list[str], path: Path) -> list[Record]:
+    """The records of a spool file or journal segment; a torn line (a write cut short by a
+    kill or a full disk, never answered) is skipped."""
+    records: list[Record] = []
+    for line in lines:
+        if line.strip():
+            try:
+                records.append(_decode(line))
+            except (ValueError, KeyError, TypeError):
+                logger.warning("skipped an unreadable line of %s", path.name)
+    return records
 
 
 class PredictionRecorder:
@@ -75,11 +89,21 @@ class PredictionRecorder:
         spool_max_bytes: int = 512 * 1024 * 1024,
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
+        journal_enabled: bool = True,
+        journal_segment_bytes: int = 1024 * 1024,
+        lease_s: float = owners.LEASE_S,
     ) -> None:
         self._engine = engine
         self._telemetry = telemetry
         self._spool_dir = spool_dir
-        self._spool = spool_dir / f"predictions-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        self._owner = owners.new_owner()
+        self._spool = spool_dir / f"predictions-{self._owner}.jsonl"
+        self._lease = owners.Lease(spool_dir, self._owner)
+        self._lease_s = lease_s
+        self._next_claim = 0.0
+        self._journal_enabled = journal_enabled
+        self._journal_segment_bytes = journal_segment_bytes
+        self._journal: journal.Journal | None = None
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
         self._batch_size = batch_size
         self._spool_max_bytes = spool_max_bytes
@@ -99,25 +123,45 @@ class PredictionRecorder:
     # ---- API used by the app
     def start(self) -> None:
         self._spool_dir.mkdir(parents=True, exist_ok=True)
+        self._lease.start()  # before any file of this owner exists
+        if self._journal_enabled:
+            self._journal = journal.Journal(
+                self._spool_dir,
+                self._owner,
+                telemetry=self._telemetry,
+                segment_bytes=self._journal_segment_bytes,
+            )
         self._claim_orphans()
         self._thread = threading.Thread(target=self._run, name="prediction-recorder", daemon=True)
         self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Write what is queued (or spool it when the database is down), then stop."""
+        """Write what is queued (or spool it when the database is down), then stop.
+
+        The journal's settled segments and the lease go; if the writer did not finish in time,
+        what it still holds stays in the journal and the lease expires, for the next owner.
+        """
         if self._thread is None:
             return
         self._queue.put(_STOP)
         self._thread.join(timeout_s)
+        finished = not self._thread.is_alive()
         self._thread = None
+        if self._journal is not None:
+            self._journal.close()
+        self._lease.stop(release=finished)
 
     def submit(self, record: Record) -> None:
-        """Queue ``record`` without blocking (spooled directly if the queue is full)."""
+        """Journal and queue ``record`` without blocking (spooled if the queue is full)."""
         self._remember(record)
+        segment = None
+        if self._journal is not None:
+            segment = self._journal.append((_encode(record) + "\n").encode("utf-8"))
         try:
-            self._queue.put_nowait(record)
+            self._queue.put_nowait((segment, record))
         except queue.Full:
             self._append_spool([record])
+            self._settle([segment])
         self._idle.clear()
 
     def pending(self, request_id: str) -> Record | None:
@@ -143,10 +187,13 @@ class PredictionRecorder:
     def _run(self) -> None:
         stopping = False
         while True:
-            batch, stopping = self._take(stopping)
+            entries, stopping = self._take(stopping)
+            if time.monotonic() >= self._next_claim:
+                self._claim_orphans()
             if self._spool_files() and time.monotonic() >= self._next_retry:
                 self._replay()
-            if batch:
+            if entries:
+                batch = [record for _, record in entries]
                 if self._spool_files():
                     self._append_spool(batch)
                 else:
@@ -155,13 +202,20 @@ class PredictionRecorder:
                     except Exception as exc:  # any DB error: keep the records, retry later
                         self._failed(exc)
                         self._append_spool(batch)
+                self._settle(segment for segment, _ in entries)
+            if self._journal is not None:
+                self._journal.seal_if_quiet()
             if stopping and self._queue.empty():
                 if self._spool_files():
                     self._replay()
                 return
 
-    def _take(self, stopping: bool) -> tuple[list[Record], bool]:
-        batch: list[Record] = []
+    def _settle(self, segments: Iterable[int | None]) -> None:
+        if self._journal is not None:
+            self._journal.settle(segments)
+
+    def _take(self, stopping: bool) -> tuple[list[Entry], bool]:
+        batch: list[Entry] = []
         timeout = 0.2 if self._spool_files() else 1.0
         try:
             item = self._queue.get(timeout=timeout)
@@ -222,7 +276,7 @@ class PredictionRecorder:
                     lines = path.read_text(encoding="utf-8").splitlines()
                 except FileNotFoundError:
                     continue
-                records = [_decode(line) for line in lines if line.strip()]
+                records = _decode_all(lines, path)
                 try:
                     for start in range(0, len(records), self._batch_size):
                         self._write(records[start : start + self._batch_size])
@@ -261,21 +315,24 @@ class PredictionRecorder:
                 os.fsync(handle.fileno())
 
     def _claim_orphans(self) -> None:
-        """Adopt spool files of processes that are gone (a crash while the DB was down)."""
-        for path in sorted(self._spool_dir.glob("predictions-*.jsonl")):
-            if path.name.startswith(self._spool.stem):
-                continue
-            owner = path.name.split("-")[1]
-            pid = int(owner) if owner.isdigit() else None
-            if pid is not None and pid != os.getpid() and _pid_alive(pid):
-                continue
+        """Adopt the spool files and journal segments of owners that are gone (a crash, a kill,
+        a replica scaled away): renamed as this owner's, replayed by the writer."""
+        self._next_claim = time.monotonic() + self._lease_s / 2
+        patterns = ("predictions-*.jsonl", journal.PATTERN)
+        try:
+            found = owners.claimable(self._spool_dir, self._owner, patterns, lease_s=self._lease_s)
+        except OSError as exc:
+            logger.warning("spool directory not scanned (%s)", exc)
+            return
+        for path in found:
             target = self._spool_dir / f"{self._spool.stem}.orphan-{uuid.uuid4().hex[:8]}.jsonl"
             try:
                 os.rename(path, target)
-            except OSError:
+            except OSError:  # another process took it first
                 continue
-            self._spool_present = True
-            logger.info("adopted spooled prediction records %s", path.name)
+            with self._spool_lock:
+                self._spool_present = True
+            logger.info("adopted prediction records %s", path.name)
 
     # ---- pending index (feedback may refer to a record not yet written)
     def _remember(self, record: Record) -> None:
