@@ -55,9 +55,9 @@ def test_jobs_completed_and_two_replicas_serve(stack: Stack) -> None:
 def test_only_the_train_image_has_tensorflow_and_images_carry_no_build_tools(
     stack: Stack,
 ) -> None:
-    """One Dockerfile, five images: each has its package's dependencies only (TensorFlow in
-    train's alone; no scikit-learn or SciPy where nothing uses them), and none keeps uv, its
-    cache, the sources or the tests."""
+    """One Dockerfile, five images: each has its package's dependencies only (TensorFlow,
+    scikit-learn and SciPy in train's alone), and none keeps uv, its cache, the sources or the
+    tests."""
     probe = (
         "import importlib.util as u, pathlib as p, shutil as s; "
         "print(*[u.find_spec(m) is not None for m in ('tensorflow', 'sklearn', 'scipy')], "
@@ -69,7 +69,7 @@ def test_only_the_train_image_has_tensorflow_and_images_carry_no_build_tools(
         "train": ("True", "True", "True"),
         "predict": ("False", "False", "False"),
         "serve": ("False", "False", "False"),
-        "monitor": ("False", "False", "True"),  # drift statistics (rakuten_core[drift])
+        "monitor": ("False", "False", "False"),
     }
     for service, packages in expected.items():
         image = f"rakuten-{service}:{IMAGE_TAG}"

@@ -1,5 +1,5 @@
 """Only training installs and imports TensorFlow: every other package's modules load without it
-(nor scikit-learn, nor SciPy outside the monitor's drift statistics).
+(nor scikit-learn, nor SciPy).
 
 Each package's modules are all imported in a fresh interpreter (imports are cached per process,
 so the test process, where training's tests have imported Keras, cannot tell), then the
@@ -47,6 +47,4 @@ def test_importing_every_module_loads_no_tensorflow(package: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(report["modules"]) > 3, report["modules"]  # the walk found the package's modules
-    # SciPy: rakuten_core.drift_stats (the extra ``drift``), which only the monitor uses
-    heavy = set(HEAVY) - ({"scipy"} if package in ("rakuten_core", "rakuten_monitor") else set())
-    assert heavy & set(report["loaded"]) == set(), package
+    assert set(HEAVY) & set(report["loaded"]) == set(), package

@@ -139,8 +139,8 @@ def test_sparse_counts_hold_no_scipy_type() -> None:
 
 
 def test_the_serving_modules_import_neither_scipy_nor_sklearn() -> None:
-    """What serving and batch prediction import from core; ``drift_stats`` (SciPy) is the
-    monitor's only."""
+    """What serving and batch prediction import from core (no module of core imports SciPy,
+    tests/unit/core/test_no_tensorflow.py)."""
     code = (
         "import sys\n"
         "import rakuten_core.bundle, rakuten_core.scoring, rakuten_core.text_vectors\n"
