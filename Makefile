@@ -57,6 +57,10 @@ airflow-lock: uv ## Re-resolve airflow/requirements.lock from airflow/requiremen
 		--exclude-newer $(AIRFLOW_EXCLUDE_NEWER) --no-header --annotation-style line \
 		--output-file airflow/requirements.lock airflow/requirements.in
 
+.PHONY: bench-bentoml-env
+bench-bentoml-env: install ## Create .venv-bentoml (BentoML, bench/serve_predict.py's peer) from bench/bentoml/requirements.lock
+	bash bench/bentoml/setup.sh
+
 .PHONY: test-fast
 test-fast: install airflow-env ## Run the tests not marked slow, with a coverage report (no floor)
 	$(UV) run --frozen pytest -m "not slow" $(COV_ARGS) $(PYTEST_ARGS)
