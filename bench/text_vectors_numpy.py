@@ -12,8 +12,9 @@ n-gram ids (one third words, two thirds characters; counts mostly 1) drawn unifo
 vocabularies of ``params.yaml`` (``train.text.word_max_tokens`` + ``char_max_tokens``: 120,000)
 into a float32 kernel of ``train.text.wide_units`` columns (256), relu. Two stages are timed,
 interleaved (SciPy then NumPy, then the other order, every round) and the median of
-``--rounds`` printed: ``counts`` (cells -> CSR container, ``_csr``) and ``wide`` (container ->
-the Dense layer's output, ``WideLayer.__call__``). With a real bundle (``--bundle``, default
+``--rounds`` printed: ``counts`` (cells -> CSR container, ``sparse_counts``) and ``wide``
+(container -> the Dense layer's output, ``WideLayer.__call__``). With a real bundle
+(``--bundle``, default
 ``models/current``; skipped when it has no ``serving/wide.npz``) ``TextVectors.__call__`` is
 also timed end to end on real listings (``../shared/data/rakuten/raw_sample``), its wide layer
 swapped for the SciPy peer in the other column; the row names the bundle's kernel shape (a
@@ -39,14 +40,9 @@ import yaml
 from numpy.typing import NDArray
 from scipy import sparse
 
-from rakuten_core.text_vectors import (
-    SparseCounts,
-    TextSpec,
-    TextVectors,
-    WideLayer,
-    WideSpec,
-    _csr,
-)
+from rakuten_core.text_spec import TextSpec, WideSpec
+from rakuten_core.text_vectors import TextVectors
+from rakuten_core.text_wide import SparseCounts, WideLayer, sparse_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "rakuten"
@@ -88,7 +84,7 @@ def _scipy_wide(layer: WideLayer, counts: Mapping[str, Any]) -> NDArray[np.float
 
 class _ScipyWide:
     """Stands in for a ``TextVectors``' wide layer: the same weights through the SciPy path
-    (its ``SparseCounts`` made SciPy matrices, as the old ``_csr`` made them)."""
+    (its ``SparseCounts`` made SciPy matrices, as the old ``sparse_counts`` made them)."""
 
     def __init__(self, layer: WideLayer) -> None:
         self.layer = layer
@@ -218,14 +214,14 @@ def main(
     for batch in sizes_list:
         cells = _cells(rng, batch, (min_ids, max_ids), sizes)
         nnz = sum(np.unique(c).size for c in cells.values())
-        ours = {role: _csr(c, batch, sizes[role]) for role, c in cells.items()}
+        ours = {role: sparse_counts(c, batch, sizes[role]) for role, c in cells.items()}
         theirs = {role: _scipy_csr(c, batch, sizes[role]) for role, c in cells.items()}
         np.testing.assert_allclose(layer(ours), _scipy_wide(layer, theirs), rtol=1e-5, atol=1e-6)
         detail = f"{nnz:,} n-grams"
         counts = _interleaved(
             {
                 "scipy": lambda c=cells, b=batch: [_scipy_csr(c[r], b, sizes[r]) for r in c],
-                "numpy": lambda c=cells, b=batch: [_csr(c[r], b, sizes[r]) for r in c],
+                "numpy": lambda c=cells, b=batch: [sparse_counts(c[r], b, sizes[r]) for r in c],
             },
             rounds,
         )
@@ -233,7 +229,7 @@ def main(
             {"scipy": lambda t=theirs: _scipy_wide(layer, t), "numpy": lambda o=ours: layer(o)},
             rounds,
         )
-        lines.append(_row(str(batch), detail, "counts (`_csr`)", counts))
+        lines.append(_row(str(batch), detail, "counts (`sparse_counts`)", counts))
         lines.append(_row(str(batch), detail, "wide (`WideLayer`)", wide))
         both = {name: counts[name] + wide[name] for name in counts}
         lines.append(_row(str(batch), detail, "**counts + wide**", both))

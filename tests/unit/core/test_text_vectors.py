@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from rakuten_core.text import clean_text
-from rakuten_core.text_vectors import INPUT_NAMES, TextSpec, TextVectors
+from rakuten_core.text_spec import INPUT_NAMES, TextSpec
+from rakuten_core.text_vectors import TextVectors
 from tests.utils.serve_bundle import training_rows
 
 pytestmark = pytest.mark.slow
@@ -102,7 +103,8 @@ def test_the_sparse_wide_part_equals_the_keras_layers_on_real_listings() -> None
     hostile texts, an empty text (no n-gram: a zero row) and a batch of one."""
     import keras
 
-    from rakuten_core.text_vectors import WIDE_FEATURES, WideLayer
+    from rakuten_core.text_spec import WIDE_FEATURES
+    from rakuten_core.text_wide import WideLayer
     from rakuten_train.export.serving import _wide_part, text_spec
 
     texts = _texts()
@@ -125,7 +127,8 @@ def test_the_sparse_wide_part_equals_the_keras_layers_on_real_listings() -> None
 
 
 def test_a_wide_part_needs_its_weights_and_matching_shapes() -> None:
-    from rakuten_core.text_vectors import Vocabulary, WideLayer, WideSpec
+    from rakuten_core.text_spec import Vocabulary, WideSpec
+    from rakuten_core.text_wide import WideLayer
 
     wide = WideSpec(parts=["words"], activation="relu")
     words = Vocabulary(tokens=["[UNK]", "piscine", "livre"], mode="count")
@@ -163,8 +166,8 @@ def test_the_numpy_char_counts_equal_the_string_lookups(
     for vocabularies of thousands of characters), on real listings and odd texts."""
     from collections import Counter
 
-    from rakuten_core import text_vectors
-    from rakuten_core.text_vectors import CharNgramSpec, Vocabulary
+    from rakuten_core import text_ngrams
+    from rakuten_core.text_spec import CharNgramSpec, Vocabulary
 
     texts = _texts()
     grams = CharNgramSpec(min_n=2, max_n=5, max_chars=400, word_bounded=word_bounded)
@@ -178,7 +181,7 @@ def test_the_numpy_char_counts_equal_the_string_lookups(
     def too_many_characters(*args: Any, **kwargs: Any) -> None:
         raise OverflowError("forced")
 
-    monkeypatch.setattr(text_vectors._CharGramIndex, "__init__", too_many_characters)
+    monkeypatch.setattr(text_ngrams.CharGramIndex, "__init__", too_many_characters)
     slow = TextVectors(spec)
     assert slow._char_index is None
     for start in range(0, len(texts), 200):

@@ -14,16 +14,9 @@ import pytest
 from numpy.typing import NDArray
 from scipy import sparse
 
-from rakuten_core.text_vectors import (
-    SparseCounts,
-    TextSpec,
-    TextVectors,
-    Vocabulary,
-    WideLayer,
-    WideSpec,
-    _csr,
-    _weigh,
-)
+from rakuten_core.text_spec import TextSpec, Vocabulary, WideSpec
+from rakuten_core.text_vectors import TextVectors, _weigh
+from rakuten_core.text_wide import SparseCounts, WideLayer, sparse_counts
 
 SIZES = {"words": 301, "chars": 777}
 EMPTY_ROWS = {"words": {0, 4}, "chars": {0, 5, 9}}  # row 0 empty in both roles, the last in one
@@ -71,7 +64,7 @@ def test_csr_counts_equal_scipys(rows: int) -> None:
     rng = np.random.default_rng(rows)
     for size, empty in ((SIZES["words"], EMPTY_ROWS["words"]), (50, set(range(rows)))):
         cells = _cells(rng, rows, size, empty)
-        ours, theirs = _csr(cells, rows, size), _scipy_csr(cells, rows, size)
+        ours, theirs = sparse_counts(cells, rows, size), _scipy_csr(cells, rows, size)
         theirs.sort_indices()
         assert ours.shape == theirs.shape == (rows, size)
         np.testing.assert_array_equal(ours.indptr, theirs.indptr)
@@ -94,7 +87,9 @@ def test_the_wide_product_equals_scipys(rows: int, activation: Literal["relu", "
     empty = {role: {i for i in rows_ if i < rows - 1} for role, rows_ in EMPTY_ROWS.items()}
     empty["chars"].add(rows - 1)  # the last row: words only (the only row when rows == 1)
     cells = {r: _cells(rng, rows, SIZES[r], empty[r]) for r in spec.parts}
-    ours = WideLayer(spec, idf, kernel, bias)({r: _csr(cells[r], rows, SIZES[r]) for r in cells})
+    ours = WideLayer(spec, idf, kernel, bias)(
+        {r: sparse_counts(cells[r], rows, SIZES[r]) for r in cells}
+    )
     theirs = _scipy_wide(
         {r: _scipy_csr(cells[r], rows, SIZES[r]) for r in cells}, idf, kernel, bias, spec
     )
@@ -108,9 +103,9 @@ def test_a_batch_without_any_ngram_gives_the_activated_bias() -> None:
     spec = WideSpec(parts=["words"], activation="relu")
     bias = np.asarray([-1.0, 0.5], dtype=np.float32)
     layer = WideLayer(spec, {"words": np.ones(3, np.float32)}, np.ones((3, 2), np.float32), bias)
-    out = layer({"words": _csr(np.zeros(0, dtype=np.int64), 3, 3)})
+    out = layer({"words": sparse_counts(np.zeros(0, dtype=np.int64), 3, 3)})
     np.testing.assert_array_equal(out, [[0.0, 0.5]] * 3)
-    assert layer({"words": _csr(np.zeros(0, dtype=np.int64), 0, 3)}).shape == (0, 2)
+    assert layer({"words": sparse_counts(np.zeros(0, dtype=np.int64), 0, 3)}).shape == (0, 2)
 
 
 @pytest.mark.parametrize("mode", ["count", "multi_hot", "tf_idf"])
@@ -126,7 +121,7 @@ def test_dense_inputs_are_weighed_as_from_scipys_dense_counts(mode: str) -> None
     )
     dense = _scipy_csr(cells, 6, size).toarray()
     want = {"count": dense, "multi_hot": np.minimum(dense, 1.0), "tf_idf": dense * idf}[mode]
-    got = _weigh(_csr(cells, 6, size), vocab)
+    got = _weigh(sparse_counts(cells, 6, size), vocab)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, want)
 

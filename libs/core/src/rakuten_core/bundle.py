@@ -39,7 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rakuten_core.categories import Category, CategoryIndex
 from rakuten_core.errors import BundleError
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT, ModelInputs
-from rakuten_core.text_vectors import TextSpec, TextVectors, WideLayer
+from rakuten_core.text_spec import TextSpec
+from rakuten_core.text_vectors import TextVectors
+from rakuten_core.text_wide import WideLayer
 
 BUNDLE_SCHEMA_VERSION = 1
 MODEL_FILE = "model.keras"

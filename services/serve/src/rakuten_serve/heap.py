@@ -3,8 +3,9 @@
 Loading a model leaves many objects tracked by the cyclic garbage collector (about 500,000 with
 TensorFlow and a Keras model, when serving ran them; fewer with ONNX Runtime, but the imports of
 the web stack, SQLAlchemy and pydantic remain). Each full (generation 2) collection walks all
-of them while holding the GIL: 0.4-1.2 s measured on 2 cores with TensorFlow, during which no request progresses; under load one happens every few
-seconds, which was most of ``/predict``'s p99 at concurrency 32 (docs/performance.md). These
+of them while holding the GIL: 0.4-1.2 s measured on 2 cores with TensorFlow, during which no
+request progresses; under load one happens every few seconds, which was most of
+``/predict``'s p99 at concurrency 32 (docs/performance.md). These
 objects live as long as the model, so :func:`freeze` moves them to the permanent generation
 (:func:`gc.freeze`) once the model is loaded and warmed up: later collections only walk what
 requests allocate. A model swap calls :func:`refreeze` so the replaced model's reference cycles

@@ -22,7 +22,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from rakuten_core.text_vectors import SPACE_MARK  # the TensorFlow-free twin of these layers
+from rakuten_core.text_spec import SPACE_MARK
 
 _PACKAGE = "rakuten"
 # Everything that is not a letter, a digit or whitespace becomes a space (accents are letters).

@@ -40,7 +40,7 @@ from onnx import TensorProto, helper, numpy_helper
 from rakuten_core.bundle import ONNX_FILE, SERVING_DIR, TEXT_SPEC_FILE, WIDE_FILE, OnnxRuntime
 from rakuten_core.errors import BundleError
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT, model_inputs
-from rakuten_core.text_vectors import (
+from rakuten_core.text_spec import (
     INPUT_NAMES,
     WIDE_FEATURES,
     CharNgramSpec,
