@@ -5,11 +5,11 @@ need TensorFlow, which costs about 9 CPU seconds to import in every serving work
 run. :func:`export_serving` splits the model where the strings become numbers:
 
 - ``serving/text.json``: the vocabularies and settings of the string layers
-  (:class:`rakuten_core.text_vectors.TextSpec`), which
+  (:class:`rakuten_core.text_spec.TextSpec`), which
   :class:`rakuten_core.text_vectors.TextVectors` applies in Python and NumPy;
 - ``serving/wide.npz``: when the n-gram counts feed sublinear TF-IDF layers and one Dense
   layer (the model's wide part), that layer's weights and the IDF weights: the wide part is
-  computed sparse, on the n-grams a listing has (:class:`rakuten_core.text_vectors.WideLayer`),
+  computed sparse, on the n-grams a listing has (:class:`rakuten_core.text_wide.WideLayer`),
   instead of as ``(N, 120,000)`` dense tensors in ONNX Runtime;
 - ``serving/model.onnx``: the rest of the model (embedding, LSTM, CNN, fusion), from the
   vectorisers' or the wide part's outputs and the image inputs to the probabilities, converted
