@@ -123,3 +123,37 @@ def test_lstm_branch_dropout_zeroes_whole_vectors_in_training_only() -> None:
     np.testing.assert_array_equal(after, before)
     off = build_model(load_params(None, SMALL_PARAMS), TEXTS, 27)
     assert "lstm_branch_dropout" not in {layer.name for layer in off.layers}
+
+
+def test_vocabularies_and_idf_learnt_batch_by_batch_equal_the_whole_corpus_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The vectorisers learn from the corpus in batches (the character n-grams of a full
+    training split held at once took about 26 GB); the result is what the whole corpus at once
+    gives: same vocabularies, same document frequencies."""
+    import tensorflow as tf
+
+    from rakuten_train import model as model_module
+    from tests.utils.serve_bundle import training_rows
+
+    monkeypatch.setattr(model_module, "ADAPT_BATCH", 7)  # many batches, a ragged last one
+    texts = [t for t, _ in training_rows(150)]
+    params = load_params(None, SMALL_PARAMS)
+    model = build_model(params, texts, 27)
+    corpus = tf.constant(np.asarray(texts, dtype=object).reshape(-1, 1))
+    layers = {layer.name: layer for layer in model.layers}
+    normalized = layers["text_normalizer"](corpus)
+    for vectorizer, idf, feed in (
+        ("word_counts", "word_tfidf", normalized),
+        ("char_counts", "char_tfidf", layers["char_ngrams"](corpus)),
+    ):
+        whole = keras.layers.TextVectorization.from_config(layers[vectorizer].get_config())
+        whole.adapt(feed)
+        assert whole.get_vocabulary() == layers[vectorizer].get_vocabulary(), vectorizer
+        size = int(whole.vocabulary_size())
+        df = (np.asarray(whole(feed)).reshape(-1, size) > 0).sum(axis=0)
+        expected = model_module.SublinearTfIdf(size)
+        expected.set_document_frequencies(df.astype(np.float64), len(texts))
+        np.testing.assert_allclose(
+            layers[idf].get_weights()[0], expected.get_weights()[0], rtol=1e-6
+        )

@@ -34,6 +34,7 @@ from rakuten_train.layers import CharNgrams, ModalityDropout, SublinearTfIdf, Te
 from rakuten_train.params import ImageParams, TextParams, TrainParams
 
 OUTPUT_NAME = "probabilities"
+ADAPT_BATCH = 512  # rows per batch when the vectorisers learn their vocabularies and IDF
 
 
 def build_model(params: TrainParams, train_texts: Sequence[str], num_classes: int) -> keras.Model:
@@ -106,7 +107,7 @@ def _text_branch(p: TextParams, text: Any, corpus: tf.Tensor) -> list[Any]:
             name="word_counts",
         )
         words.adapt(corpus_norm)
-        wide.append(_tfidf(words, normalized, corpus_norm, "word_tfidf"))
+        wide.append(_tfidf(words, normalized, _batches(corpus_norm), "word_tfidf"))
     if p.char_max_tokens:
         chargrams = CharNgrams(
             p.char_ngram_min,
@@ -118,7 +119,9 @@ def _text_branch(p: TextParams, text: Any, corpus: tf.Tensor) -> list[Any]:
         chars = keras.layers.TextVectorization(
             max_tokens=p.char_max_tokens, standardize=None, output_mode="count", name="char_counts"
         )
-        corpus_chars = chargrams(corpus)
+        # the corpus' n-grams batch by batch: held all at once they took about 0.35 MB per real
+        # listing, some 26 GB for the full training split (docs/performance.md, cost curves)
+        corpus_chars = _batches(corpus).map(chargrams)
         chars.adapt(corpus_chars)
         wide.append(_tfidf(chars, chargrams(text), corpus_chars, "char_tfidf"))
     if wide:
@@ -130,15 +133,22 @@ def _text_branch(p: TextParams, text: Any, corpus: tf.Tensor) -> list[Any]:
     return branches
 
 
-def _tfidf(vectorizer: Any, text: Any, corpus: tf.Tensor, name: str) -> Any:
+def _batches(texts: tf.Tensor) -> tf.data.Dataset:
+    """``texts`` ``(N, 1)`` in batches of :data:`ADAPT_BATCH` rows, for adapt and the IDF."""
+    return tf.data.Dataset.from_tensor_slices(texts).batch(ADAPT_BATCH)
+
+
+def _tfidf(vectorizer: Any, text: Any, corpus: tf.data.Dataset, name: str) -> Any:
     """Counts -> sublinear TF-IDF with IDF from ``corpus`` (document frequencies by batch)."""
     size = int(vectorizer.vocabulary_size())
     df = np.zeros(size, dtype=np.float64)
-    for batch in tf.data.Dataset.from_tensor_slices(corpus).batch(512):
+    documents = 0
+    for batch in corpus:
         counts = np.asarray(vectorizer(batch)).reshape(-1, size)
         df += (counts > 0).sum(axis=0)
+        documents += counts.shape[0]
     layer = SublinearTfIdf(size, name=name)
-    layer.set_document_frequencies(df, int(corpus.shape[0]))
+    layer.set_document_frequencies(df, documents)
     return layer(keras.layers.Reshape((size,))(vectorizer(text)))
 
 
