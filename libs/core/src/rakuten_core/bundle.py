@@ -99,8 +99,7 @@ class OnnxRuntime:
 
     @classmethod
     def load(cls, serving_dir: Path) -> OnnxRuntime:
-        # onnxruntime is a dependency of the services that load models, not of rakuten_core
-        import onnxruntime  # noqa: PLC0415
+        import onnxruntime  # noqa: PLC0415  (optional: a dependency of the services, not of core)
 
         model_file = serving_dir / ONNX_FILE
         spec_file = serving_dir / TEXT_SPEC_FILE

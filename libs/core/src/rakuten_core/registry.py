@@ -117,7 +117,7 @@ def resolve_metadata(
 def _mlflow_and_target(ref: str, dst: str | Path | None) -> tuple[Any, Path]:
     """MLflow (imported here: optional and heavy) and the download folder, created."""
     try:
-        import mlflow  # noqa: PLC0415
+        import mlflow  # noqa: PLC0415  (not a dependency of core; seconds to import)
     except ImportError:  # pragma: no cover  (every service that resolves URIs installs mlflow)
         raise ModelUnavailableError(f"{ref} needs mlflow installed") from None
     target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="rakuten-bundle-"))
@@ -153,7 +153,7 @@ def _version_source(ref: str, tracking_uri: str) -> str:
     """
     if not ref.startswith("models:/"):
         return ref
-    from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow import MlflowClient  # noqa: PLC0415  (not a dependency of core; seconds to import)
 
     name, version = registry_version(ref, tracking_uri)
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
@@ -175,7 +175,7 @@ def registry_version(ref: str, tracking_uri: str | None = None) -> tuple[str, st
     if "@" not in name_ref:
         name, _, version = name_ref.rpartition("/")
         return name, version
-    from mlflow import MlflowClient  # noqa: PLC0415
+    from mlflow import MlflowClient  # noqa: PLC0415  (not a dependency of core; seconds to import)
 
     name, alias = name_ref.split("@", 1)
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)

@@ -3,6 +3,11 @@
 Exit codes: 0 success, 1 runtime failure (download failed verification, unknown repo or file),
 2 bad input (unusable raw data, impossible parameters), 3 Hub unreachable (the one failure an
 offline fallback to ``sample`` may follow).
+
+The Hub client (:mod:`rakuten_data.hub`: huggingface_hub's downloads, httpx) and SQLAlchemy
+(:mod:`rakuten_data.feedback_export`) take about half a second each to import: only the commands
+that use them import them (``download``; ``export-feedback``, ``verify-feedback``), so that
+``sample``, ``prepare`` and ``--help`` start without them.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]
 
 from rakuten_core.errors import InvalidInputError, RakutenError
 from rakuten_core.job_stamp import JobStamp, make_stamp, reusable, upstream, write_stamp
 from rakuten_core.logs import configure_logging
+from rakuten_data.feedback_slice import verify_slice, write_slice
 from rakuten_data.feedback_trust import DEFAULT_MAX_ROWS_PER_USER
 from rakuten_data.prepare import PreparationError, PrepareOptions, prepare
 from rakuten_data.report import DataReport
@@ -72,10 +79,6 @@ def _exit_for(error: RakutenError) -> typer.Exit:
     typer.echo(f"error: {error}", err=True)
     if isinstance(error, (InvalidInputError, PreparationError)):
         return typer.Exit(EXIT_BAD_INPUT)
-    from rakuten_data.hub import HubUnreachableError  # noqa: PLC0415  (huggingface_hub: lazy)
-
-    if isinstance(error, HubUnreachableError):
-        return typer.Exit(EXIT_HUB_UNREACHABLE)
     return typer.Exit(EXIT_RUNTIME)
 
 
@@ -96,11 +99,8 @@ def download_command(
     reuse: ReuseOpt = False,
 ) -> None:
     """Download the dataset from the Hugging Face Hub (HF_ENDPOINT, HF_TOKEN) and extract images."""
-    # Imported here: huggingface_hub is only needed by this command (faster sample/prepare).
-    from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]
-
-    from rakuten_data.download import download
-    from rakuten_data.hub import HubSource
+    from rakuten_data.download import download  # noqa: PLC0415  (Hub client)
+    from rakuten_data.hub import HubSource, HubUnreachableError  # noqa: PLC0415  (Hub client)
 
     settings = _setup()
     source = HubSource(
@@ -126,6 +126,9 @@ def download_command(
     try:
         with quiet:
             summary = download(source, out, archive=archive, progress=progress)
+    except HubUnreachableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_HUB_UNREACHABLE) from None
     except RakutenError as exc:
         raise _exit_for(exc) from None
     write_stamp(out, stamp)
@@ -300,7 +303,8 @@ def export_feedback_command(
     ] = DEFAULT_MAX_ROWS_PER_USER,
 ) -> None:
     """Export labelled feedback (text, stored image, true code) as a slice in the raw layout."""
-    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415  (only this command needs it)
+    # SQLAlchemy, both (see the module docstring)
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
 
     from rakuten_data.feedback_export import export_feedback, open_database  # noqa: PLC0415
 
@@ -347,8 +351,7 @@ def verify_feedback_command(
     The DVC stage `feedback`: an exported slice enters the pipeline only intact, and a
     pipeline without feedback runs as before (prepare reads an empty slice as no feedback).
     """
-    from rakuten_data.feedback_export import RULES  # noqa: PLC0415
-    from rakuten_data.feedback_slice import verify_slice, write_slice  # noqa: PLC0415
+    from rakuten_data.feedback_export import RULES  # noqa: PLC0415  (SQLAlchemy)
 
     _setup()
     try:

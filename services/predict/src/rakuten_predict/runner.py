@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from rakuten_core.bundle import Bundle
 from rakuten_core.errors import InvalidInputError
+from rakuten_core.scoring import classification_metrics
 from rakuten_predict.engine import DEFAULT_DECODE_TIMEOUT_S, predict_batches
 from rakuten_predict.output import PredictionWriter
 from rakuten_predict.reader import ProductCsv, batched, read_labels
@@ -154,9 +155,5 @@ def run_prediction(
         },
     }
     if labels is not None:
-        # imported here: scikit-learn takes seconds to import, and a run without labels (and
-        # every decode process, which imports the CLI's modules) never needs it
-        from rakuten_core.scoring import classification_metrics  # noqa: PLC0415
-
         extra["metrics"] = classification_metrics(y_true, y_pred, bundle.categories)
     return summary.build(**extra)

@@ -3,6 +3,10 @@
 Exit codes: 0 success, 1 runtime failure (database unreachable, unsafe settings), 2 bad input.
 Passwords are read from a hidden prompt or from stdin (``--password-stdin``), never from the
 command line, where other users could read them in the process list.
+
+The server stack (uvicorn, prometheus_client's multiprocess mode: about 0.2 s to import) and
+Alembic (:mod:`rakuten_serve.db.migrate`: about half a second) are imported by the commands that
+use them, so that the ``users`` commands start without them.
 """
 
 from __future__ import annotations
@@ -64,10 +68,9 @@ def run(
     ] = False,
 ) -> None:
     """Start the API with uvicorn (N worker processes with --workers N)."""
-    import uvicorn  # noqa: PLC0415
+    import uvicorn  # noqa: PLC0415  (server stack)
 
-    # Imported here: these load uvicorn and prometheus_client, which the user commands skip.
-    from rakuten_serve.multiproc import (  # noqa: PLC0415
+    from rakuten_serve.multiproc import (  # noqa: PLC0415  (server stack)
         MULTIPROC_ENV,
         multiprocess_metrics_dir,
         run_workers,
@@ -92,7 +95,7 @@ def run(
     os.environ["RAKUTEN_WORKERS"] = str(n_workers)
     settings.workers = n_workers
     if migrate:
-        from rakuten_serve.db.migrate import upgrade  # noqa: PLC0415  (Alembic: ~1 s to import)
+        from rakuten_serve.db.migrate import upgrade  # noqa: PLC0415  (Alembic)
 
         try:
             upgrade(settings.database_url)
@@ -222,7 +225,7 @@ def users_list() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the Alembic migrations to RAKUTEN_DATABASE_URL."""
-    from rakuten_serve.db.migrate import current_revision, upgrade  # noqa: PLC0415
+    from rakuten_serve.db.migrate import current_revision, upgrade  # noqa: PLC0415  (Alembic)
 
     settings = get_settings()
     try:
@@ -235,6 +238,6 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 @db_app.command("current")
 def db_current() -> None:
     """Print the database's Alembic revision."""
-    from rakuten_serve.db.migrate import current_revision  # noqa: PLC0415
+    from rakuten_serve.db.migrate import current_revision  # noqa: PLC0415  (Alembic)
 
     typer.echo(current_revision(get_settings().database_url) or "(empty)")

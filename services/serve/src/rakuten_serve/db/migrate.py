@@ -11,6 +11,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+
+from rakuten_serve.db.engine import build_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -25,17 +28,11 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database at ``database_url`` to ``revision`` (creating it for SQLite)."""
-    from rakuten_serve.db.engine import build_engine  # noqa: PLC0415
-
     build_engine(database_url).dispose()  # creates the SQLite folder if needed
     command.upgrade(alembic_config(database_url), revision)
 
 
 def current_revision(database_url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
-
-    from rakuten_serve.db.engine import build_engine  # noqa: PLC0415
-
     engine = build_engine(database_url)
     try:
         with engine.connect() as connection:
