@@ -36,7 +36,7 @@ from tests.utils.monitor import (
     run_monitor,
     write_bundle_json,
 )
-from tests.utils.postgres import PostgresServer
+from tests.utils.postgres import PostgresServer, running_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -48,12 +48,8 @@ BASE = datetime.now(UTC) - timedelta(days=1)
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
+    with running_postgres() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from rakuten_serve.db.inserts import insert_new
 from rakuten_serve.db.migrate import upgrade
 from rakuten_serve.db.recorder import PredictionRecorder
 from rakuten_serve.telemetry import Telemetry
-from tests.utils.postgres import PostgresServer
+from tests.utils.postgres import PostgresServer, running_postgres
 from tests.utils.recorder_process import kill, prediction_record, recorder_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -30,12 +30,8 @@ IDS = [f"killed-pg-{i:04d}" for i in range(100)]
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
+    with running_postgres() as server:
         yield server
-    finally:
-        server.close()
 
 
 def test_a_recorder_killed_with_its_inserts_blocked_loses_no_record(

@@ -27,7 +27,7 @@ from rakuten_serve.db.engine import build_engine
 from rakuten_serve.db.inserts import insert_new
 from rakuten_serve.db.migrate import current_revision, upgrade
 from rakuten_serve.predictor import Predictor
-from tests.utils.postgres import PostgresServer
+from tests.utils.postgres import PostgresServer, running_postgres
 from tests.utils.serve_app import (
     DEFAULT_USERS,
     bearer,
@@ -45,12 +45,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
+    with running_postgres() as server:
         yield server
-    finally:
-        server.close()
 
 
 def _count(url: str, ids: list[str]) -> int:

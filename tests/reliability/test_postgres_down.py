@@ -23,7 +23,7 @@ from rakuten_serve.app import create_app
 from rakuten_serve.db.engine import build_engine
 from rakuten_serve.predictor import Predictor
 from tests.utils.live_server import live_server, local_port
-from tests.utils.postgres import PostgresServer
+from tests.utils.postgres import PostgresServer, running_postgres
 from tests.utils.serve_app import (
     DEFAULT_USERS,
     PASSWORD,
@@ -38,12 +38,8 @@ logger = logging.getLogger(__name__)
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        server.start()
+    with running_postgres() as server:
         yield server
-    finally:
-        server.close()
 
 
 def _token(http: httpx.Client, user: str) -> dict[str, str]:

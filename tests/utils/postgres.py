@@ -13,6 +13,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -112,6 +114,17 @@ class PostgresServer:
                 self.stop()
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A started :class:`PostgresServer`, closed (data directory removed) on exit."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
 
 
 def wait_for_port(port: int, timeout_s: float = 30.0) -> None:

@@ -113,6 +113,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` names a live process in this PID namespace (a zombie counts as live)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -41,6 +41,8 @@ import time
 import uuid
 from pathlib import Path
 
+from rakuten_serve.reload_board import pid_alive
+
 logger = logging.getLogger(__name__)
 
 LEASE_S = 10.0
@@ -65,16 +67,6 @@ def pid_namespace() -> str | None:
         return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
     except OSError:
         return None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _gone(directory: Path, owner: str, *, lease_s: float, namespace: str | None) -> bool:
