@@ -40,8 +40,12 @@ serve: install ## Serve models/current on http://127.0.0.1:8000/ with a demo use
 	bash scripts/serve-local.sh
 
 .PHONY: test
-test: install system-deps airflow-env ## Run the whole test suite with coverage (fails under COV_FAIL_UNDER %)
+test: install system-deps airflow-env helm ## Run the whole test suite with coverage (fails under COV_FAIL_UNDER %)
 	$(UV) run --frozen pytest $(COV_ARGS) --cov-fail-under=$(COV_FAIL_UNDER) $(PYTEST_ARGS)
+
+.PHONY: helm
+helm: ## Install the pinned Helm and kubectl into .tools/ (the chart's tests: lint, template, Secrets)
+	bash scripts/install-helm.sh
 
 .PHONY: airflow-env
 airflow-env: uv ## Create .venv-airflow (Apache Airflow, for the DAG tests) from airflow/requirements.lock
@@ -81,6 +85,10 @@ format: install ## Format and auto-fix with ruff
 .PHONY: published-secrets
 published-secrets: install ## Rewrite the digests of the secret-like values the repository publishes
 	$(UV) run --frozen python scripts/published_secrets.py
+
+.PHONY: helm-files
+helm-files: install ## Copy the rules, dashboards and roles.sh the Helm chart ships into deploy/helm/rakuten/files
+	$(UV) run --frozen python scripts/sync-helm-files.py
 
 .PHONY: clean
 clean: ## Remove caches (keeps data/, models/, .venv)
