@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import stat
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 from rakuten_core.errors import ConfigurationError
 from rakuten_core.secrets import check_secret, generate, is_published
 from rakuten_core.settings import RakutenSettings, require_secret
-from rakuten_core.stack_secrets import STORE, Catalogue, app, ensure
+from rakuten_core.stack_secrets import STORE, Catalogue, app, ensure, render
 from tests.utils.paths import REPO_ROOT
 
 CATALOGUE = REPO_ROOT / "docker" / "secrets.toml"
@@ -163,3 +164,49 @@ def test_set_and_rotate_replace_one_secret(tmp_path: Path) -> None:
     unknown = runner.invoke(app, ["rotate", "nothing", *common])
     assert unknown.exit_code == 2 and "unknown secret" in unknown.output
     assert runner.invoke(app, ["check", common[0], common[1]]).exit_code == 0
+
+
+def test_render_reads_a_host_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = generate()
+    template = "redis://:{value}@{env:K8S_REDIS_HOST}:6379/0"
+    rendered = render(template, raw, environ={"K8S_REDIS_HOST": "redis-master.db.svc"})
+    assert rendered == f"redis://:{raw}@redis-master.db.svc:6379/0"
+    monkeypatch.setenv("K8S_REDIS_HOST", "cache")
+    assert render(template, raw) == f"redis://:{raw}@cache:6379/0"  # os.environ by default
+    assert render("{env:K8S_REDIS_HOST}-{basic:u}", raw) == (
+        "cache-" + base64.b64encode(f"u:{raw}".encode()).decode()
+    )
+
+
+@pytest.mark.parametrize("environ", [{}, {"K8S_POSTGRES_HOST": ""}])
+def test_render_refuses_an_unset_variable_naming_it(environ: dict[str, str]) -> None:
+    raw = generate()
+    with pytest.raises(ConfigurationError, match="K8S_POSTGRES_HOST is not set") as info:
+        render("uri = postgresql://u:{value}@{env:K8S_POSTGRES_HOST}/db", raw, environ=environ)
+    assert raw not in str(info.value)
+
+
+def test_an_unset_host_is_refused_before_anything_is_written_or_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalogue = tmp_path / "secrets.toml"
+    catalogue.write_text(
+        '[secrets.redis_password]\ndescription = "Redis"\nfiles = [\n'
+        '  { path = "serve/url", template = "redis://:{value}@{env:K8S_REDIS_HOST}:6379/0" },\n]\n'
+    )
+    monkeypatch.delenv("K8S_REDIS_HOST", raising=False)
+    root = tmp_path / "root"
+    args = ["ensure", f"--catalogue={catalogue}", f"--root={root}", f"--app-uid={os.geteuid()}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "serve/url (secret redis_password)" in result.output
+    assert "K8S_REDIS_HOST is not set" in result.output
+    assert not root.exists()  # nothing generated nor written
+    monkeypatch.setenv("K8S_REDIS_HOST", "redis")
+    assert CliRunner().invoke(app, args).exit_code == 0
+    stored = (root / STORE / "redis_password").read_text()
+    monkeypatch.delenv("K8S_REDIS_HOST")
+    refused = CliRunner().invoke(app, ["rotate", "redis_password", *args[1:]])
+    assert refused.exit_code == 2 and "K8S_REDIS_HOST is not set" in refused.output
+    assert stored not in refused.output
+    assert (root / STORE / "redis_password").read_text() == stored  # not replaced
