@@ -31,6 +31,7 @@ IMAGES=(
   "monitor=Dockerfile"
   "mlflow=docker/mlflow/Dockerfile"
   "proxy=docker/proxy/Dockerfile"
+  "pushgateway=docker/pushgateway/Dockerfile"
 )
 REGISTRY_PATTERN='^[a-z0-9][a-z0-9._:/-]*$'
 DIGEST_PATTERN='^sha256:[0-9a-f]{64}$'

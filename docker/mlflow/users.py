@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-SERVER = "http://mlflow:5000"
+# the compose service by default; the Helm chart names its own (MLFLOW_TRACKING_URI)
+SERVER = os.environ.get("MLFLOW_TRACKING_URI", "http://mlflow:5000").rstrip("/")
 SECRETS = Path("/run/secrets")
 USERS = {"trainer": "mlflow_trainer_password", "reader": "mlflow_reader_password"}
 

@@ -30,6 +30,7 @@ IMAGES = {
     "monitor": "Dockerfile",
     "mlflow": "docker/mlflow/Dockerfile",
     "proxy": "docker/proxy/Dockerfile",
+    "pushgateway": "docker/pushgateway/Dockerfile",
 }
 STAGING = "ghcr.io/acme-staging"
 PRODUCTION = "ghcr.io/acme"
