@@ -66,7 +66,7 @@ bench-bentoml-env: install ## Create .venv-bentoml (BentoML, bench/serve_predict
 	bash bench/bentoml/setup.sh
 
 .PHONY: test-fast
-test-fast: install airflow-env ## Run the tests not marked slow, with a coverage report (no floor)
+test-fast: install airflow-env helm ## Run the tests not marked slow, with a coverage report (no floor)
 	$(UV) run --frozen pytest -m "not slow" $(COV_ARGS) $(PYTEST_ARGS)
 
 .PHONY: lint
