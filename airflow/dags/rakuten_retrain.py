@@ -18,116 +18,118 @@ REST API with ``{"trigger": "alertmanager", "alerts": [...]}`` as the run's conf
 
 The decisions are project code (``rakuten-train``), not DAG code; docs/lifecycle.md explains
 each rule and where to change it.
+
+How the steps run: ``RAKUTEN_LOOP_EXECUTION`` (read when the DAG is parsed; anything else than
+these two fails the import):
+
+- ``local`` (default, compose): each step is a subprocess of the Airflow worker, from the image's
+  second environment, in the working copy ``RAKUTEN_LOOP_WORKDIR`` (:mod:`rakuten_loop.commands`);
+- ``kubernetes``: the steps that run the project's CLIs (``export_feedback``, ``run_pipeline``,
+  ``register_challenger``, ``gate``, ``promote``, ``report``) are KubernetesPodOperators, each its
+  own pod with the same command line, environment and paths (:mod:`rakuten_loop.pods`); their
+  result documents come back as the pods' XComs. ``choose``, ``keep_champion`` and
+  ``reload_serve`` (serve's HTTP API) stay in the worker. The pods' settings, read when a task
+  runs (:class:`rakuten_loop.config.PodSettings`):
+
+  - ``RAKUTEN_LOOP_POD_IMAGE`` (required): the Airflow image (airflow/Dockerfile), which holds
+    ``rakuten-data``, ``rakuten-train``, ``dvc`` and the pipeline's checkout;
+    ``RAKUTEN_LOOP_POD_PULL_POLICY`` (``IfNotPresent``), ``RAKUTEN_LOOP_POD_PULL_SECRETS``
+    (comma-separated Secret names);
+  - ``RAKUTEN_LOOP_POD_NAMESPACE`` (default: Airflow's own), ``RAKUTEN_LOOP_POD_FULLNAME``
+    (``rakuten``): the platform chart's fullname, whose claims ``<fullname>-data``,
+    ``<fullname>-models`` and ``<fullname>-image-store`` and Secret ``<fullname>-airflow-loop``
+    the pods mount; ``RAKUTEN_LOOP_POD_SERVICE_ACCOUNT`` (default: the namespace's; the pods
+    get no token), ``RAKUTEN_LOOP_POD_UID`` (10001), ``RAKUTEN_LOOP_POD_STARTUP_TIMEOUT_S``
+    (600: scheduling and image pull), ``RAKUTEN_LOOP_POD_TMP_SIZE`` (/tmp, ``4Gi``);
+  - every step but training: ``RAKUTEN_LOOP_POD_REQUESTS`` (``cpu=250m,memory=1Gi``),
+    ``RAKUTEN_LOOP_POD_LIMITS`` (``memory=2Gi``), ``RAKUTEN_LOOP_POD_NODE_SELECTOR``
+    (``key=value,...``), ``RAKUTEN_LOOP_POD_TOLERATIONS`` (``key[=value][:Effect],...``);
+  - ``run_pipeline``: ``RAKUTEN_LOOP_TRAIN_REQUESTS`` (``cpu=2,memory=8Gi``),
+    ``RAKUTEN_LOOP_TRAIN_LIMITS`` (``memory=8Gi``), ``RAKUTEN_LOOP_TRAIN_GPUS`` (0; n > 0 sets the
+    ``nvidia.com/gpu`` limit and tolerates the ``nvidia.com/gpu:NoSchedule`` taint),
+    ``RAKUTEN_LOOP_TRAIN_NODE_SELECTOR`` and ``RAKUTEN_LOOP_TRAIN_TOLERATIONS`` (added to the
+    common ones), e.g. a GPU pool.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.exceptions import AirflowFailException
+from airflow.models.baseoperator import BaseOperator
 from airflow.operators.python import BranchPythonOperator, PythonOperator
-from airflow.utils.state import TaskInstanceState
 from airflow.utils.trigger_rule import TriggerRule
 from rakuten_loop import commands
-from rakuten_loop.config import LoopConfig, schedule_from_env
-from rakuten_loop.schedule import report_args
+from rakuten_loop.commands import StepSpec
+from rakuten_loop.config import LoopConfig, execution_from_env, schedule_from_env
 from rakuten_loop.serve_reload import reload_all
+from rakuten_loop.steps import (
+    export_step,
+    gate_done,
+    gate_step,
+    pipeline_step,
+    promote_step,
+    register_step,
+    report_done,
+    report_step,
+)
 
 from airflow import DAG
 
 logger = logging.getLogger(__name__)
 DAG_ID = "rakuten_retrain"
-EXIT_REFUSED = 3  # rakuten-train gate: decision made, challenger refused
 
 
-def _run_dir(config: LoopConfig, context: dict[str, Any]) -> Path:
-    """``reports/loop/<run id>/``: this run's JSON documents, kept for the record."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", context["run_id"])
-    folder = config.workdir / "reports" / "loop" / safe
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _trigger(context: dict[str, Any]) -> tuple[str, list[str]]:
-    conf = context["dag_run"].conf or {}
-    alerts = [str(a) for a in conf.get("alerts") or []]
-    default = "schedule" if context["dag_run"].run_type == "scheduled" else "manual"
-    return str(conf.get("trigger") or default), alerts
+# The tasks of the local execution: the steps as subprocesses of this worker
 
 
 def export_feedback(**context: Any) -> float:
     """Returns when the retrain started (the run's figures measure from there)."""
     started = time.time()
     config = LoopConfig.from_env()
-    trigger, alerts = _trigger(context)
-    logger.info("retrain triggered by %s%s", trigger, f" (alerts: {alerts})" if alerts else "")
-    if not config.feedback:
-        logger.warning("RAKUTEN_LOOP_FEEDBACK=false: no feedback export, data/raw alone")
-        return started
-    if not config.database_url or config.images_dir is None:
-        raise AirflowFailException(
-            "feedback export needs RAKUTEN_LOOP_DATABASE_URL and RAKUTEN_LOOP_IMAGES_DIR "
-            "(or RAKUTEN_LOOP_FEEDBACK=false)"
-        )
-    commands.run(
-        config,
-        ["rakuten-data", "export-feedback", "--database-url", config.database_url,
-         "--images-dir", str(config.images_dir), "--out", "data/feedback"],
-    )  # fmt: skip
+    step = export_step(config, context)
+    if step is not None:
+        commands.run_step(config, step)
     return started
 
 
 def run_pipeline(**context: Any) -> None:
     config = LoopConfig.from_env()
-    # the gate promotes, not train: train only logs its run and model
-    commands.run(
-        config, ["dvc", "repro", *config.dvc_targets], extra_env={"RAKUTEN_TRAIN_REGISTER": "false"}
-    )
+    commands.run_step(config, pipeline_step(config, context))
 
 
-def register_challenger(**context: Any) -> dict[str, Any]:
+def register_challenger(**context: Any) -> dict[str, Any] | None:
     config = LoopConfig.from_env()
-    out = _run_dir(config, context) / "register.json"
-    commands.run(config, ["rakuten-train", "register", "--out", str(out)])
-    return commands.read_json(out)
+    return commands.run_step(config, register_step(config, context))
 
 
 def gate(**context: Any) -> dict[str, Any]:
     config = LoopConfig.from_env()
-    registered = context["ti"].xcom_pull(task_ids="register_challenger")
-    trigger, alerts = _trigger(context)
-    out = _run_dir(config, context) / "gate.json"
-    args = ["rakuten-train", "gate", "--version", str(registered["version"]),
-            "--trigger", trigger, "--out", str(out)]  # fmt: skip
-    for alert in alerts:
-        args += ["--alert", alert]
-    commands.run(config, args, ok_codes=(0, EXIT_REFUSED))
-    document = commands.read_json(out)
-    logger.info("gate decision: %s (%s)", document["decision"], document["reason"])
-    return document
+    document = commands.run_step(config, gate_step(config, context))
+    assert document is not None  # gate_step names its result document
+    return gate_done(context, document)
+
+
+def promote(**context: Any) -> None:
+    config = LoopConfig.from_env()
+    commands.run_step(config, promote_step(config, context))
+
+
+def report(**context: Any) -> None:
+    config = LoopConfig.from_env()
+    commands.run_step(config, report_step(config, context))
+    report_done(context, None)
+
+
+# The light tasks, in the worker whichever the execution: XComs and serve's HTTP API only
 
 
 def choose(**context: Any) -> str:
     document = context["ti"].xcom_pull(task_ids="gate")
     return "promote" if document["promote"] else "keep_champion"
-
-
-def promote(**context: Any) -> None:
-    config = LoopConfig.from_env()
-    document = context["ti"].xcom_pull(task_ids="gate")
-    champion = document.get("champion") or {}
-    commands.run(
-        config,
-        ["rakuten-train", "promote", "--version", str(document["challenger"]["version"]),
-         "--expect-champion", str(champion.get("version") or ""),
-         "--reason", document["reason"][:2000],
-         "--out", str(_run_dir(config, context) / "promote.json")],
-    )  # fmt: skip
 
 
 def keep_champion(**context: Any) -> None:
@@ -161,37 +163,23 @@ def reload_serve(**context: Any) -> str | None:
     return str(expected)
 
 
-def report(**context: Any) -> None:
-    config = LoopConfig.from_env()
-    states = {ti.task_id: ti.state for ti in context["dag_run"].get_task_instances()}
-    failed = sorted(
-        t
-        for t, s in states.items()
-        if s in (TaskInstanceState.FAILED, TaskInstanceState.UPSTREAM_FAILED)
-    )
-    if failed:
-        outcome = "failed"
-    elif states.get("reload_serve") == TaskInstanceState.SUCCESS:
-        outcome = "promoted"
-    else:
-        outcome = "refused"
-    started = context["ti"].xcom_pull(task_ids="export_feedback")
-    if started is None:  # the first task failed: the run's own start (a scheduler sets it)
-        started = context["dag_run"].start_date.timestamp()
-    args = ["rakuten-train", "report-retrain", "--outcome", outcome,
-            "--started-at", str(started)]  # fmt: skip
-    gate_file = _run_dir(config, context) / "gate.json"
-    if gate_file.is_file():
-        args += ["--gate", str(gate_file)]
-    served = context["ti"].xcom_pull(task_ids="reload_serve")
-    if served:
-        args += ["--served-version", served]
-    # the schedule's period: RakutenTrainingStale's threshold follows RAKUTEN_RETRAIN_SCHEDULE
-    args += report_args(context["dag"].timetable, now=datetime.now(UTC))
-    commands.run(config, args)
-    if failed:
-        raise AirflowFailException(f"the retrain failed at: {', '.join(failed)}")
+def _started(context: dict[str, Any], result: object) -> float:
+    # the task's own start: the pod's scheduling and image pull count in the retrain's time
+    return float(context["ti"].start_date.timestamp())
 
+
+def _step_task(
+    task_id: str, local: Callable[..., Any], steps: StepSpec, **kwargs: Any
+) -> BaseOperator:
+    """The task running one step: ``local`` here, or ``steps``' command in its own pod."""
+    if EXECUTION == "kubernetes":
+        from rakuten_loop.pods import StepPodOperator  # noqa: PLC0415 (the provider: pods only)
+
+        return StepPodOperator(task_id=task_id, steps=steps, **kwargs)
+    return PythonOperator(task_id=task_id, python_callable=local, **kwargs)
+
+
+EXECUTION = execution_from_env()  # the DAG's shape: an unknown value is an import error
 
 with DAG(
     dag_id=DAG_ID,
@@ -210,21 +198,24 @@ with DAG(
     tags=["rakuten", "retrain"],
     doc_md=__doc__,
 ) as dag:
-    t_export = PythonOperator(task_id="export_feedback", python_callable=export_feedback)
-    t_pipeline = PythonOperator(
-        task_id="run_pipeline",
-        python_callable=run_pipeline,
+    t_export = _step_task(
+        "export_feedback", export_feedback, StepSpec(export_step, _started, images=True)
+    )
+    t_pipeline = _step_task(
+        "run_pipeline",
+        run_pipeline,
+        StepSpec(pipeline_step, train=True),
         execution_timeout=timedelta(hours=6),
         retries=0,  # a failed training is not fixed by running it again
     )
-    t_register = PythonOperator(task_id="register_challenger", python_callable=register_challenger)
-    t_gate = PythonOperator(task_id="gate", python_callable=gate)
+    t_register = _step_task("register_challenger", register_challenger, StepSpec(register_step))
+    t_gate = _step_task("gate", gate, StepSpec(gate_step, gate_done))
     t_choose = BranchPythonOperator(task_id="choose", python_callable=choose)
-    t_promote = PythonOperator(task_id="promote", python_callable=promote)
+    t_promote = _step_task("promote", promote, StepSpec(promote_step))
     t_keep = PythonOperator(task_id="keep_champion", python_callable=keep_champion)
     t_reload = PythonOperator(task_id="reload_serve", python_callable=reload_serve)
-    t_report = PythonOperator(
-        task_id="report", python_callable=report, trigger_rule=TriggerRule.ALL_DONE
+    t_report = _step_task(
+        "report", report, StepSpec(report_step, report_done), trigger_rule=TriggerRule.ALL_DONE
     )
     t_export >> t_pipeline >> t_register >> t_gate >> t_choose >> [t_promote, t_keep]
     t_promote >> t_reload >> t_report

@@ -3,7 +3,9 @@
 Airflow's environment and the services' (``uv.lock``) cannot be one: Airflow pins Flask,
 SQLAlchemy 1.4 and friends. So every step that needs project code is a command
 (``rakuten-data``, ``dvc``, ``rakuten-train``) found in ``RAKUTEN_LOOP_BIN`` and run in the
-project's checkout, its output streamed into the task's log line by line.
+project's checkout, its output streamed into the task's log line by line. A :class:`Step` is
+what a task runs, whichever way it runs: here (:func:`run_step`) or as a pod
+(:mod:`rakuten_loop.pods`, ``RAKUTEN_LOOP_EXECUTION=kubernetes``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import logging
 import os
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +103,37 @@ def run(
     if code not in ok_codes:
         raise CommandError(args, code)
     return code
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of a task: its arguments, the exit codes it accepts, what it adds to the
+    environment, the folder it writes its documents in and the JSON document that is its
+    result (the task's XCom), if any."""
+
+    args: tuple[str, ...]
+    ok_codes: tuple[int, ...] = (0,)
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    run_dir: Path | None = None
+    out: Path | None = None
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A task's step for its pod: how its command is built, what the task makes of the result
+    document, and what the pod needs beyond the common ones (serve's image store, training's
+    resources and nodes)."""
+
+    build: Callable[[LoopConfig, dict[str, Any]], Step | None]
+    done: Callable[[dict[str, Any], Any], Any] | None = None
+    images: bool = False
+    train: bool = False
+
+
+def run_step(config: LoopConfig, step: Step) -> dict[str, Any] | None:
+    """Run ``step`` here (the local execution); returns its result document, if it has one."""
+    run(config, step.args, ok_codes=step.ok_codes, extra_env=step.extra_env)
+    return read_json(step.out) if step.out is not None else None
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -1,6 +1,9 @@
 """The loop's settings, read from the environment when a task runs (never at DAG parse time).
 
-Every variable is documented in ``.env.example`` and ``docs/lifecycle.md``.
+Every variable is documented in ``.env.example`` and ``docs/lifecycle.md``; the
+``RAKUTEN_LOOP_POD_*`` and ``RAKUTEN_LOOP_TRAIN_*`` ones (the steps as pods) in the DAG's module
+docstring. Two are read when Airflow parses the DAG file, since they shape the DAG itself:
+``RAKUTEN_RETRAIN_SCHEDULE`` and ``RAKUTEN_LOOP_EXECUTION``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_SCHEDULE = "@monthly"
+EXECUTIONS = ("local", "kubernetes")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -35,6 +40,104 @@ def schedule_from_env() -> str | None:
     return None if raw.lower() == "none" else raw
 
 
+def execution_from_env() -> str:
+    """``RAKUTEN_LOOP_EXECUTION``: ``local`` (subprocesses of the worker, compose) or
+    ``kubernetes`` (one pod per step, :mod:`rakuten_loop.pods`); read at parse time."""
+    raw = os.environ.get("RAKUTEN_LOOP_EXECUTION", "").strip().lower() or "local"
+    if raw not in EXECUTIONS:
+        raise ValueError(f"RAKUTEN_LOOP_EXECUTION must be one of {EXECUTIONS}, got {raw!r}")
+    return raw
+
+
+def _pairs(name: str, default: str = "") -> dict[str, str]:
+    """``key=value,key=value`` (resources, node labels) as a dict."""
+    raw = os.environ.get(name, default).strip()
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"{name} must be key=value[,key=value...], got {raw!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _tolerations(name: str) -> tuple[tuple[str, str, str], ...]:
+    """``key[=value][:Effect]`` items, as ``kubectl taint`` writes them: (key, value, effect);
+    no value tolerates any value of the key, no effect every effect."""
+    raw = os.environ.get(name, "").strip()
+    out: list[tuple[str, str, str]] = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        taint, _, effect = item.partition(":")
+        key, _, value = taint.partition("=")
+        if not key or (effect and effect not in TAINT_EFFECTS):
+            raise ValueError(
+                f"{name} must be key[=value][:{'|'.join(TAINT_EFFECTS)}][,...], got {raw!r}"
+            )
+        out.append((key, value, effect))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class PodSettings:
+    """How the steps run as pods: image, the platform chart's claims and Secret, scheduling."""
+
+    image: str
+    pull_policy: str
+    pull_secrets: tuple[str, ...]
+    namespace: str | None
+    fullname: str
+    service_account: str | None
+    uid: int
+    startup_timeout_s: int
+    tmp_size: str
+    requests: dict[str, str]
+    limits: dict[str, str]
+    node_selector: dict[str, str]
+    tolerations: tuple[tuple[str, str, str], ...]
+    train_requests: dict[str, str]
+    train_limits: dict[str, str]
+    train_gpus: int
+    train_node_selector: dict[str, str]
+    train_tolerations: tuple[tuple[str, str, str], ...]
+
+    @classmethod
+    def from_env(cls) -> PodSettings:
+        env = os.environ
+        image = env.get("RAKUTEN_LOOP_POD_IMAGE", "").strip()
+        if not image:
+            raise ValueError(
+                "RAKUTEN_LOOP_POD_IMAGE must name the image the steps run in "
+                "(the Airflow image: airflow/Dockerfile) when RAKUTEN_LOOP_EXECUTION=kubernetes"
+            )
+        gpus = int(env.get("RAKUTEN_LOOP_TRAIN_GPUS", "0") or "0")
+        if gpus < 0:
+            raise ValueError(f"RAKUTEN_LOOP_TRAIN_GPUS must be 0 or more, got {gpus}")
+        return cls(
+            image=image,
+            pull_policy=env.get("RAKUTEN_LOOP_POD_PULL_POLICY", "").strip() or "IfNotPresent",
+            pull_secrets=tuple(
+                s.strip()
+                for s in env.get("RAKUTEN_LOOP_POD_PULL_SECRETS", "").split(",")
+                if s.strip()
+            ),  # fmt: skip
+            namespace=env.get("RAKUTEN_LOOP_POD_NAMESPACE", "").strip() or None,
+            fullname=env.get("RAKUTEN_LOOP_POD_FULLNAME", "").strip() or "rakuten",
+            service_account=env.get("RAKUTEN_LOOP_POD_SERVICE_ACCOUNT", "").strip() or None,
+            uid=int(env.get("RAKUTEN_LOOP_POD_UID", "") or "10001"),
+            startup_timeout_s=int(env.get("RAKUTEN_LOOP_POD_STARTUP_TIMEOUT_S", "") or "600"),
+            tmp_size=env.get("RAKUTEN_LOOP_POD_TMP_SIZE", "").strip() or "4Gi",
+            requests=_pairs("RAKUTEN_LOOP_POD_REQUESTS", "cpu=250m,memory=1Gi"),
+            limits=_pairs("RAKUTEN_LOOP_POD_LIMITS", "memory=2Gi"),
+            node_selector=_pairs("RAKUTEN_LOOP_POD_NODE_SELECTOR"),
+            tolerations=_tolerations("RAKUTEN_LOOP_POD_TOLERATIONS"),
+            train_requests=_pairs("RAKUTEN_LOOP_TRAIN_REQUESTS", "cpu=2,memory=8Gi"),
+            train_limits=_pairs("RAKUTEN_LOOP_TRAIN_LIMITS", "memory=8Gi"),
+            train_gpus=gpus,
+            train_node_selector=_pairs("RAKUTEN_LOOP_TRAIN_NODE_SELECTOR"),
+            train_tolerations=_tolerations("RAKUTEN_LOOP_TRAIN_TOLERATIONS"),
+        )
+
+
 @dataclass(frozen=True)
 class LoopConfig:
     """Where the project is and how to reach the database, the registry and the replicas."""
@@ -50,12 +153,17 @@ class LoopConfig:
     serve_password_file: Path | None
     model_uri: str
     reload_timeout_s: float
+    execution: str = "local"
+    pods: PodSettings | None = None  # kubernetes only
 
     @classmethod
     def from_env(cls) -> LoopConfig:
         env = os.environ
+        execution = execution_from_env()
         workdir = Path(env.get("RAKUTEN_LOOP_WORKDIR", "")).expanduser()
-        if not env.get("RAKUTEN_LOOP_WORKDIR") or not (workdir / "dvc.yaml").is_file():
+        # kubernetes: the working copy is a path in the step's pod, made there at its start
+        present = execution != "local" or (workdir / "dvc.yaml").is_file()
+        if not env.get("RAKUTEN_LOOP_WORKDIR") or not present:
             raise ValueError(
                 "RAKUTEN_LOOP_WORKDIR must be the project's checkout (with dvc.yaml), got "
                 f"{env.get('RAKUTEN_LOOP_WORKDIR', '')!r}"
@@ -79,6 +187,8 @@ class LoopConfig:
                 "RAKUTEN_LOOP_MODEL_URI", "models:/rakuten-multimodal@champion"
             ).strip(),
             reload_timeout_s=float(env.get("RAKUTEN_LOOP_RELOAD_TIMEOUT_S", "600")),
+            execution=execution,
+            pods=PodSettings.from_env() if execution == "kubernetes" else None,
         )
 
     def serve_password(self) -> str:
