@@ -445,12 +445,15 @@ def test_network_policies_let_only_the_ingress_prometheus_and_airflow_reach_serv
     assert deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
     serve = policies["rakuten-serve-ingress"]["spec"]
     peers = serve["ingress"][0]["from"]
-    assert [
-        p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for p in peers
-    ] == [
-        "ingress-nginx",
-        "monitoring",
-        "airflow",
+    outside = [p["namespaceSelector"]["matchLabels"] for p in peers if "namespaceSelector" in p]
+    assert outside == [
+        {"kubernetes.io/metadata.name": "ingress-nginx"},
+        {"kubernetes.io/metadata.name": "monitoring"},
+    ]
+    # Airflow in the release's namespace: its own pods, and the DAG's step pods
+    assert [p["podSelector"]["matchLabels"] for p in peers if "namespaceSelector" not in p] == [
+        {"tier": "airflow"},
+        {"app.kubernetes.io/part-of": "rakuten", "app.kubernetes.io/name": "retrain"},
     ]
     assert serve["ingress"][0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
     # the external databases: every pod but their clients is kept away from them
@@ -542,3 +545,25 @@ def test_every_project_image_the_chart_pulls_is_published() -> None:
     pulled = {image["repository"] for image in values["images"].values()}
     assert pulled <= published, pulled - published
     assert values["pipeline"]["train"]["gpu"]["image"]["repository"] == "rakuten-train-gpu"
+
+
+def test_the_network_policies_admit_the_dags_step_pods() -> None:
+    # the DAG labels its KubernetesPodOperator pods (airflow/dags/rakuten_loop/pods.py): those
+    # labels must be a peer the chart admits to MLflow, the Pushgateway and serve
+    source = (REPO_ROOT / "airflow/dags/rakuten_loop/pods.py").read_text(encoding="utf-8")
+    found = re.search(r"labels=(\{[^}]*\})", source)
+    assert found is not None
+    labels = yaml.safe_load(found.group(1))
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    peers = [p["podSelector"]["matchLabels"] for p in values["networkPolicy"]["airflow"]]
+    assert any(peer.items() <= labels.items() for peer in peers), (labels, peers)
+    policies = {
+        p["metadata"]["name"]: p["spec"] for p in render("default").of_kind("NetworkPolicy")
+    }
+    for target in ("serve", "mlflow", "pushgateway"):
+        admitted = [
+            p["podSelector"].get("matchLabels", {})
+            for p in policies[f"rakuten-{target}-ingress"]["ingress"][0]["from"]
+            if "namespaceSelector" not in p
+        ]
+        assert any(a and a.items() <= labels.items() for a in admitted), target
