@@ -119,7 +119,7 @@ def test_train_logs_registers_and_promotes_through_a_real_server(
     local = resolve_bundle("models:/server-model@champion", dst=tmp_path / "dl")
     bundle = load_bundle(local)
     assert bundle.metadata.mlflow_run_id == run.info.run_id
-    assert bundle.metadata.metrics["weighted_f1"] == metrics["weighted_f1"]
+    assert bundle.metadata.metrics.weighted_f1 == metrics["weighted_f1"]
     # the metadata alone, found inside the pyfunc model's artifacts/<bundle>/ over HTTP
     folder = resolve_metadata("models:/server-model@champion", dst=tmp_path / "meta")
     assert [p.name for p in (tmp_path / "meta").rglob("*") if p.is_file()] == ["bundle.json"]

@@ -83,7 +83,7 @@ def test_train_writes_bundle_reports_and_says_what_it_did(first_run: FirstRun) -
     assert metrics["split"] == "test"
     assert set(metrics["modalities"]) == {"fused", "text_only", "image_only"}
     bundle = load_bundle(root / "models" / "current")
-    assert bundle.metadata.metrics["weighted_f1"] == metrics["weighted_f1"]
+    assert bundle.metadata.metrics.weighted_f1 == metrics["weighted_f1"]
     assert bundle.metadata.mlflow_run_id
     assert f"test weighted F1 {metrics['weighted_f1']:.4f}" in first_run.output
     assert f"registered {MODEL_NAME} v1: promoted to champion" in first_run.output
@@ -102,7 +102,7 @@ def test_mlflow_run_has_params_epoch_metrics_artifacts_and_lineage(first_run: Fi
     assert run.data.params["text.lstm_units"] == "16"
     history = client.get_metric_history(run.info.run_id, "val_loss")
     assert [m.step for m in history] == [0, 1, 2]
-    assert run.data.metrics["test_fused_weighted_f1"] == pytest.approx(meta.metrics["weighted_f1"])
+    assert run.data.metrics["test_fused_weighted_f1"] == pytest.approx(meta.metrics.weighted_f1)
     assert run.data.tags["data_fingerprint"] == meta.data_fingerprint != ""
     assert run.data.tags["git_commit"] == (meta.git_commit or "unknown")
     reports = {f.path for f in client.list_artifacts(run.info.run_id, "reports")}

@@ -20,7 +20,7 @@ from rakuten_core.bundle import (
     read_metadata,
 )
 from rakuten_core.categories import CATEGORIES
-from rakuten_core.drift import FEATURES, parse_reference
+from rakuten_core.drift import FEATURES, require_reference
 from rakuten_core.errors import BundleError
 from rakuten_core.inputs import model_inputs
 from rakuten_core.job_stamp import STAMP_NAME
@@ -47,14 +47,14 @@ def test_small_bundle_is_complete_and_describes_itself(small_bundle_dir: Path) -
     assert [c.code for c in meta.categories] == [c.code for c in CATEGORIES]
     assert meta.image_size == 32
     assert len(meta.data_fingerprint) == 64
-    assert meta.metrics["split"] == "test"
-    assert set(meta.metrics["modalities"]) == {"fused", "text_only", "image_only"}
-    assert 0.0 <= meta.metrics["weighted_f1"] <= 1.0
-    reference = parse_reference(meta.reference)  # the monitor's format, versioned
+    assert meta.metrics.split == "test"
+    assert set(meta.metrics.modalities) == {"fused", "text_only", "image_only"}
+    assert 0.0 <= meta.metrics.weighted_f1 <= 1.0
+    reference = require_reference(meta.reference)  # the monitor's format, versioned
     assert set(reference.features) == {f.name for f in FEATURES}
     classes = reference.features["predicted_class"]
     assert classes.labels == [str(c.code) for c in CATEGORIES]
-    assert classes.total == reference.n == meta.metrics["n"]
+    assert classes.total == reference.n == meta.metrics.n
     assert reference.features["text_length"].total == reference.n
     assert reference.features["no_description"].total == reference.n  # descriptions were read
     assert 0 < reference.features["image_brightness"].total <= reference.n

@@ -26,6 +26,7 @@ from rakuten_core.bundle import METADATA_FILE, BundleMetadata
 from rakuten_core.categories import CATEGORIES
 from rakuten_core.drift import DriftReference, ProductFeatures
 from rakuten_core.records import Feedback, Prediction, feature_columns
+from tests.utils.bundle_metadata import held_out_metrics, text_settings
 from tests.utils.postgres import free_port
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -41,7 +42,12 @@ def write_bundle_json(
     folder.mkdir(parents=True, exist_ok=True)
     raw = reference.model_dump(mode="json") if isinstance(reference, DriftReference) else reference
     meta = BundleMetadata(
-        model_version=model_version, categories=list(CATEGORIES), image_size=32, reference=raw
+        model_version=model_version,
+        categories=list(CATEGORIES),
+        image_size=32,
+        text=text_settings(),
+        metrics=held_out_metrics(),
+        reference=raw,
     )
     (folder / METADATA_FILE).write_text(meta.model_dump_json(indent=2), encoding="utf-8")
     return folder

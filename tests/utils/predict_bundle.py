@@ -14,6 +14,7 @@ from pathlib import Path
 from rakuten_core.bundle import BundleMetadata
 from rakuten_core.categories import CATEGORIES
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT
+from tests.utils.bundle_metadata import held_out_metrics, text_settings
 
 DEFAULT_VOCABULARY = (
     "piscine pompe robot filtration livre roman magazine journal jeu console figurine "
@@ -69,8 +70,9 @@ def make_predict_bundle(
         model_version=model_version,
         categories=list(CATEGORIES),
         image_size=image_size,
-        text={"vectorizer": "tf_idf"},
+        text=text_settings(normalizer="keras lower_and_strip_punctuation", word_ngrams=1),
         params={"seed": seed},
+        metrics=held_out_metrics(),
     )
     from rakuten_train.export.bundle import save_bundle  # noqa: PLC0415  (TensorFlow)
 

@@ -30,6 +30,7 @@ from rakuten_core.bundle import (
 from rakuten_core.categories import CATEGORIES
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT
 from rakuten_core.text import clean_text
+from tests.utils.bundle_metadata import held_out_metrics, text_settings
 from tests.utils.paths import SHARED_DATA
 
 _FALLBACK = [
@@ -141,9 +142,9 @@ def make_serve_bundle(
         model_version=model_version,
         categories=list(CATEGORIES),
         image_size=image_size,
-        text={"vectorizers": ["word 1-2 tf_idf", "char 2-4 tf_idf"]},
+        text=text_settings(char_ngrams=(2, 4)),  # word 1-2 and char 2-4 TF-IDF
         params={"epochs": epochs, "seed": seed},
-        metrics={"train_rows": n},
+        metrics=held_out_metrics(),
         mlflow_run_id=None,
     )
     from rakuten_train.export.bundle import save_bundle  # noqa: PLC0415  (TensorFlow)

@@ -2,7 +2,7 @@
 
 ``serve_bundle_dir`` is the training service's ``small_bundle_dir`` when that fixture exists,
 else a small real bundle trained by :mod:`tests.utils.serve_bundle` (cached in pytest's cache,
-keyed by the helper's source, so repeated runs do not retrain).
+keyed by the helpers' source, so repeated runs do not retrain).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from rakuten_core.bundle import METADATA_FILE
 from rakuten_serve.app import create_app
 from rakuten_serve.predictor import Predictor, load_model
 from rakuten_serve.settings import ServeSettings
-from tests.utils import serve_bundle
+from tests.utils import bundle_metadata, serve_bundle
 from tests.utils.serve_app import DEFAULT_USERS, migrate_and_add_users, serve_settings
 
 
 def _own_bundle(request: pytest.FixtureRequest, tmp_factory: pytest.TempPathFactory) -> Path:
-    key = hashlib.sha256(Path(serve_bundle.__file__).read_bytes()).hexdigest()[:12]
+    sources = (serve_bundle.__file__, bundle_metadata.__file__)  # the model, its bundle.json
+    key = hashlib.sha256(b"".join(Path(f).read_bytes() for f in sources)).hexdigest()[:12]
     cache = getattr(request.config, "cache", None)
     cache_root = (
         Path(cache.mkdir("rakuten-serve-bundle")) if cache else tmp_factory.mktemp("bundle-cache")

@@ -19,11 +19,13 @@ from rakuten_core.bundle import (
     read_metadata,
 )
 from rakuten_core.categories import CATEGORIES
+from rakuten_core.drift import ProductFeatures, build_reference
 from rakuten_core.errors import BundleError, ModelUnavailableError
 from rakuten_core.image import blank_image
 from rakuten_core.inputs import model_inputs
 from rakuten_train.export import serving as export_module
 from rakuten_train.export.bundle import export_bundle, load_keras_bundle, save_bundle
+from tests.utils.bundle_metadata import held_out_metrics, text_settings
 
 SIZE = 8
 
@@ -55,7 +57,8 @@ def _metadata(**overrides: Any) -> BundleMetadata:
         "model_version": "test-1",
         "categories": list(CATEGORIES),
         "image_size": SIZE,
-        "metrics": {"weighted_f1": 0.5},
+        "text": text_settings(),
+        "metrics": held_out_metrics(),
     }
     fields.update(overrides)
     return BundleMetadata(**fields)
@@ -196,9 +199,18 @@ def test_bad_metadata_is_refused_with_a_reason(tmp_path: Path, content: str, mes
 
 
 def test_metadata_round_trips_through_json() -> None:
-    meta = _metadata(reference={"class_prior": [1 / 27] * 27}, git_commit="abc123")
+    row = ProductFeatures(
+        prdtypecode=10,
+        probability=0.9,
+        text_length=20,
+        has_description=True,
+        has_image=True,
+        image_brightness=120.0,
+    )
+    reference = build_reference([row], codes=[c.code for c in CATEGORIES])
+    meta = _metadata(reference=reference, git_commit="abc123")
     again = BundleMetadata.model_validate_json(meta.model_dump_json())
-    assert again == meta
+    assert again == meta and again.reference == reference
     assert blank_image(SIZE).shape == (SIZE, SIZE, 3)
 
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rakuten_core.categories import CATEGORIES, CategoryIndex
+from rakuten_core.bundle_fields import HeldOutMetrics
+from rakuten_core.categories import CATEGORIES, CODES, CategoryIndex
+from rakuten_core.drift import build_reference
 from rakuten_core.errors import DataValidationError
-from rakuten_core.scoring import classification_metrics
+from rakuten_core.scoring import classification_metrics, codes_of, modality_metrics
 from rakuten_train.evaluation import Evaluation, evaluate_model, scores
 from rakuten_train.pipeline import Split
 from rakuten_train.reports import REPORT_FILES, write_reports
@@ -42,13 +44,14 @@ def _evaluation() -> Evaluation:
     text = np.eye(27, dtype=np.float32)[[0, 1, 1, 1]]
     image = np.eye(27, dtype=np.float32)[[3, 3, 3, 3]]
     probs = {"fused": fused, "text_only": text, "image_only": image}
-    modalities = {m: scores(y, p.argmax(axis=1), INDEX) for m, p in probs.items()}
-    metrics = {
-        "split": "test",
-        "weighted_f1": modalities["fused"]["weighted_f1"],
-        "modalities": modalities,
-    }
-    return Evaluation(metrics=metrics, y_true=y, probs=probs, reference={})
+    predicted = {m: codes_of(p.argmax(axis=1), INDEX) for m, p in probs.items()}
+    metrics = modality_metrics(codes_of(y, INDEX), predicted, INDEX)  # as evaluate_model
+    return Evaluation(
+        metrics=HeldOutMetrics.model_validate(metrics),
+        y_true=y,
+        probs=probs,
+        reference=build_reference([], codes=CODES),
+    )
 
 
 def test_reports_hold_the_metrics_confusion_and_per_class_scores(tmp_path: Path) -> None:
@@ -82,7 +85,7 @@ def test_rewriting_reports_leaves_a_hardlinked_copy_alone(tmp_path: Path) -> Non
         (cache / name).hardlink_to(out / name)
         before[name] = (cache / name).read_bytes()
     changed = _evaluation()
-    changed.metrics["weighted_f1"] = 0.123
+    changed.metrics.weighted_f1 = 0.123
     write_reports(changed, INDEX, out)
     assert json.loads((out / "metrics.json").read_text())["weighted_f1"] == 0.123
     for name in REPORT_FILES:

@@ -34,8 +34,9 @@ from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
+from rakuten_core.bundle_fields import HeldOutMetrics, StoredReference, TextSettings
 from rakuten_core.categories import Category, CategoryIndex
 from rakuten_core.errors import BundleError
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT, ModelInputs
@@ -67,12 +68,18 @@ class BundleMetadata(BaseModel):
     created: datetime = Field(default_factory=lambda: datetime.now(UTC))
     categories: list[Category]
     image_size: int = Field(gt=0)
-    text: dict[str, Any] = Field(default_factory=dict, description="Text settings used.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Training hyper-parameters.")
-    metrics: dict[str, Any] = Field(default_factory=dict, description="Held-out test metrics.")
+    text: TextSettings = Field(description="Text settings used.")
+    # rakuten_train.params.TrainParams as JSON: a record (MLflow logs it too) that nothing reads
+    # back, and core cannot import training's model of it
+    params: dict[str, JsonValue] = Field(
+        default_factory=dict, description="Training hyper-parameters."
+    )
+    metrics: HeldOutMetrics = Field(description="Held-out test metrics.")
     data_fingerprint: str = ""
-    reference: dict[str, Any] = Field(
-        default_factory=dict, description="Reference distributions for drift detection."
+    reference: StoredReference = Field(
+        default=None,
+        description="Reference distributions for drift detection; none ({} in bundle.json) in a "
+        "bundle trained before the drift module.",
     )
     git_commit: str | None = None
     mlflow_run_id: str | None = None

@@ -33,7 +33,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rakuten_core.errors import BundleError
 from rakuten_core.image import ImageArray
@@ -265,20 +265,16 @@ def build_reference(rows: Sequence[ProductFeatures], *, codes: Sequence[int]) ->
     return DriftReference(n=len(rows), features=features)
 
 
-def parse_reference(raw: Mapping[str, Any]) -> DriftReference:
-    """The drift reference of a bundle's ``reference`` field.
+def require_reference(reference: DriftReference | None) -> DriftReference:
+    """A bundle's drift reference (``BundleMetadata.reference``), which only the monitor needs.
 
     Raises:
-        BundleError: the bundle has no reference in this format (a bundle trained before the
+        BundleError: the bundle has none in this format (``{}``, or a bundle trained before the
             drift module: retrain to get one).
     """
-    if not raw or raw.get("version") != DRIFT_REFERENCE_VERSION:
+    if reference is None:
         raise BundleError(
-            f"the bundle's drift reference has version {raw.get('version') if raw else None!r}, "
-            f"expected {DRIFT_REFERENCE_VERSION}: it predates the drift module; train a new "
-            "bundle (rakuten-train train) to get one"
+            f"the bundle has no drift reference of version {DRIFT_REFERENCE_VERSION}: it predates "
+            "the drift module; train a new bundle (rakuten-train train) to get one"
         )
-    try:
-        return DriftReference.model_validate(dict(raw))
-    except ValidationError as exc:
-        raise BundleError(f"the bundle's drift reference is invalid: {exc}") from None
+    return reference

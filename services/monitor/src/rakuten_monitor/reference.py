@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rakuten_core.bundle import METADATA_FILE, read_metadata
 from rakuten_core.categories import CategoryIndex
-from rakuten_core.drift import DriftReference, parse_reference
+from rakuten_core.drift import DriftReference, require_reference
 from rakuten_core.errors import ModelUnavailableError
 from rakuten_core.registry import is_mlflow_uri, registry_version, resolve_metadata
 
@@ -46,7 +46,7 @@ def read_reference(bundle_dir: str | Path) -> ModelReference:
         model_name=meta.model_name,
         model_version=meta.model_version,
         categories=CategoryIndex(meta.categories),
-        drift=parse_reference(meta.reference),
+        drift=require_reference(meta.reference),
     )
 
 

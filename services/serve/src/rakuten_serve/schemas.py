@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from rakuten_core.bundle_fields import HeldOutMetrics
+
 _TOP: list[JsonValue] = [
     {
         "prdtypecode": 2583,
@@ -21,6 +23,41 @@ _TOP: list[JsonValue] = [
         "probability": 0.04,
     },
 ]
+
+
+def _scores(weighted_f1: float, f1_2583: float) -> dict[str, JsonValue]:
+    """One modality's scores in the ``/model`` example, one of the 27 classes shown."""
+    pool: dict[str, JsonValue] = {
+        "code": 2583,
+        "name": "Poolside items",
+        "precision": f1_2583,
+        "recall": f1_2583,
+        "f1": f1_2583,
+        "support": 102,
+    }
+    return {
+        "weighted_f1": weighted_f1,
+        "macro_f1": round(weighted_f1 - 0.03, 2),
+        "accuracy": weighted_f1,
+        "n": 2123,
+        "per_class": [pool],
+    }
+
+
+_METRICS: dict[str, JsonValue] = {
+    "split": "test",
+    "weighted_f1": 0.81,
+    "macro_f1": 0.78,
+    "accuracy": 0.81,
+    "n": 2123,
+    "text_only_weighted_f1": 0.79,
+    "image_only_weighted_f1": 0.42,
+    "modalities": {
+        "fused": _scores(0.81, 0.94),
+        "text_only": _scores(0.79, 0.93),
+        "image_only": _scores(0.42, 0.61),
+    },
+}
 
 
 class TokenResponse(BaseModel):
@@ -146,7 +183,7 @@ class ModelInfo(BaseModel):
                     "created": "2026-11-23T06:00:00Z",
                     "loaded_at": "2026-11-23T07:00:00Z",
                     "source": "models:/rakuten-multimodal@champion",
-                    "metrics": {"weighted_f1": 0.81},
+                    "metrics": _METRICS,
                     "image_size": 64,
                     "git_commit": "69a6430",
                     "num_classes": 27,
@@ -161,7 +198,7 @@ class ModelInfo(BaseModel):
     created: datetime
     loaded_at: datetime
     source: str
-    metrics: dict[str, Any]
+    metrics: HeldOutMetrics = Field(description="The bundle's scores on the held-out test split.")
     image_size: int
     git_commit: str | None
     num_classes: int
@@ -212,7 +249,7 @@ class ReloadResponse(BaseModel):
                         "created": "2026-11-23T06:00:00Z",
                         "loaded_at": "2026-11-23T07:00:00Z",
                         "source": "models:/rakuten-multimodal@champion",
-                        "metrics": {"weighted_f1": 0.81},
+                        "metrics": _METRICS,
                         "image_size": 64,
                         "git_commit": "69a6430",
                         "num_classes": 27,

@@ -122,7 +122,7 @@ def train(
             )  # fmt: skip
         if reused is not None:
             meta = reused.metadata
-            job.rows, job.weighted_f1 = reused.train_rows, float(meta.metrics["weighted_f1"])
+            job.rows, job.weighted_f1 = reused.train_rows, meta.metrics.weighted_f1
             job.model_name, job.model_version = meta.model_name, meta.model_version
             job.reused = True
             typer.echo(
@@ -152,7 +152,7 @@ def train(
             raise typer.Exit(2) from None
         m = result.metrics
         job.rows = result.train_rows
-        job.weighted_f1 = float(m["weighted_f1"])
+        job.weighted_f1 = m.weighted_f1
         job.model_name, job.model_version = result.model_name, result.model_version
         job.reused = False
         if result.promotion is not None:  # champion vs challenger, promoted or refused and why
@@ -161,14 +161,14 @@ def train(
                 train_promotion_figures(
                     promoted=p.promoted,
                     registered=p.registered,
-                    challenger_f1=float(m["weighted_f1"]),
+                    challenger_f1=m.weighted_f1,
                     champion_f1=p.champion_weighted_f1,
                 )
             )
     typer.echo(
-        f"test weighted F1 {m['weighted_f1']:.4f} (text-only {m['text_only_weighted_f1']:.4f}, "
-        f"image-only {m['image_only_weighted_f1']:.4f}), macro F1 {m['macro_f1']:.4f}, "
-        f"accuracy {m['accuracy']:.4f} on {m['n']} test rows"
+        f"test weighted F1 {m.weighted_f1:.4f} (text-only {m.text_only_weighted_f1:.4f}, "
+        f"image-only {m.image_only_weighted_f1:.4f}), macro F1 {m.macro_f1:.4f}, "
+        f"accuracy {m.accuracy:.4f} on {m.n} test rows"
     )
     typer.echo(
         f"bundle {result.bundle_dir}, reports {reports}, MLflow run {result.run_id}, "
@@ -220,14 +220,14 @@ def evaluate(
             typer.echo(f"cannot evaluate: {exc}", err=True)
             raise typer.Exit(2) from None
         m = evaluation.metrics
-        job.rows = int(m["n"])
-        job.weighted_f1 = float(m["weighted_f1"])
+        job.rows = m.n
+        job.weighted_f1 = m.weighted_f1
         meta = read_metadata(bundle)  # loaded fine just above: the bundle is there
         job.model_name, job.model_version = meta.model_name, meta.model_version
     typer.echo(
-        f"test weighted F1 {m['weighted_f1']:.4f} (text-only {m['text_only_weighted_f1']:.4f}, "
-        f"image-only {m['image_only_weighted_f1']:.4f}), macro F1 {m['macro_f1']:.4f}, "
-        f"accuracy {m['accuracy']:.4f} on {m['n']} test rows; reports in {reports}"
+        f"test weighted F1 {m.weighted_f1:.4f} (text-only {m.text_only_weighted_f1:.4f}, "
+        f"image-only {m.image_only_weighted_f1:.4f}), macro F1 {m.macro_f1:.4f}, "
+        f"accuracy {m.accuracy:.4f} on {m.n} test rows; reports in {reports}"
     )
 
 

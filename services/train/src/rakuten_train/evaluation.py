@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from rakuten_core.bundle_fields import HeldOutMetrics
 from rakuten_core.categories import CategoryIndex
-from rakuten_core.drift import ProductFeatures, build_reference, product_features
+from rakuten_core.drift import DriftReference, ProductFeatures, build_reference, product_features
 from rakuten_core.errors import DataValidationError
 from rakuten_core.scoring import classification_metrics, codes_of, modality_metrics
 from rakuten_train.pipeline import MODALITIES, Modality, Split, decode_or_blank, make_dataset
@@ -27,10 +28,10 @@ from rakuten_train.pipeline import MODALITIES, Modality, Split, decode_or_blank,
 class Evaluation:
     """Predictions and metrics of one model on one split, for every modality."""
 
-    metrics: dict[str, Any]
+    metrics: HeldOutMetrics
     y_true: NDArray[np.int64]
     probs: dict[str, NDArray[np.float32]]  # modality -> (N, C)
-    reference: dict[str, Any]
+    reference: DriftReference
 
 
 def predict_split(
@@ -85,13 +86,18 @@ def evaluate_model(
         split="test",
     )
     reference = reference_distributions(split, probs["fused"], categories, image_size=image_size)
-    return Evaluation(metrics=metrics, y_true=split.labels, probs=probs, reference=reference)
+    return Evaluation(
+        metrics=HeldOutMetrics.model_validate(metrics),  # bundle.json's, checked where made
+        y_true=split.labels,
+        probs=probs,
+        reference=reference,
+    )
 
 
 def reference_distributions(
     split: Split, probs: NDArray[np.float32], categories: CategoryIndex, *, image_size: int
-) -> dict[str, Any]:
-    """What the monitor compares live traffic with (:class:`rakuten_core.drift.DriftReference`).
+) -> DriftReference:
+    """What the monitor compares live traffic with.
 
     Computed on the test split with the fused predictions, through the same
     :func:`rakuten_core.drift.product_features` serving applies to each request: the images
@@ -113,4 +119,4 @@ def reference_distributions(
             features = dataclasses.replace(features, has_description=None)
         rows.append(features)
     codes = [c.code for c in categories.categories]
-    return build_reference(rows, codes=codes).model_dump(mode="json")
+    return build_reference(rows, codes=codes)

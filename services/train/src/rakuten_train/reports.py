@@ -54,9 +54,11 @@ def write_reports(evaluation: Evaluation, categories: CategoryIndex, out: str | 
 
 def _write_all(evaluation: Evaluation, categories: CategoryIndex, folder: Path) -> None:
     metrics = evaluation.metrics
-    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (folder / "metrics.json").write_text(
+        json.dumps(metrics.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8"
+    )
 
-    modalities = metrics["modalities"]
+    modalities = metrics.modalities
     with (folder / "per_class.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(
@@ -72,21 +74,21 @@ def _write_all(evaluation: Evaluation, categories: CategoryIndex, folder: Path) 
             ]
         )
         for fused, text, image in zip(
-            modalities["fused"]["per_class"],
-            modalities["text_only"]["per_class"],
-            modalities["image_only"]["per_class"],
+            modalities["fused"].per_class,
+            modalities["text_only"].per_class,
+            modalities["image_only"].per_class,
             strict=True,
         ):
             writer.writerow(
                 [
-                    fused["code"],
-                    fused["name"],
-                    fused["precision"],
-                    fused["recall"],
-                    fused["f1"],
-                    fused["support"],
-                    text["f1"],
-                    image["f1"],
+                    fused.code,
+                    fused.name,
+                    fused.precision,
+                    fused.recall,
+                    fused.f1,
+                    fused.support,
+                    text.f1,
+                    image.f1,
                 ]
             )
 
@@ -105,7 +107,7 @@ def _write_all(evaluation: Evaluation, categories: CategoryIndex, folder: Path) 
         writer.writerow(["actual", "predicted"])
         for t, p in zip(evaluation.y_true, y_pred, strict=True):
             writer.writerow([categories.code_of(int(t)), categories.code_of(int(p))])
-    _plot_confusion(matrix, codes, folder / "confusion_matrix.png", metrics["weighted_f1"])
+    _plot_confusion(matrix, codes, folder / "confusion_matrix.png", metrics.weighted_f1)
 
 
 def _plot_confusion(matrix: np.ndarray, codes: list[int], path: Path, wf1: float) -> None:

@@ -23,6 +23,7 @@ import mlflow
 import tensorflow as tf
 
 from rakuten_core.bundle import BundleMetadata
+from rakuten_core.bundle_fields import HeldOutMetrics, TextSettings
 from rakuten_core.categories import CATEGORIES, CategoryIndex
 from rakuten_core.dataset import REPORT_FILE
 from rakuten_core.job_stamp import JobStamp, clear_stamp, write_stamp
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainResult:
     bundle_dir: Path
-    metrics: dict[str, Any]
+    metrics: HeldOutMetrics
     run_id: str
     promotion: tracking.Promotion | None
     epochs_run: int
@@ -188,7 +189,7 @@ def train(
             promotion = tracking.register_and_promote(
                 model_uri,
                 name=params.registry.model_name,
-                new_f1=float(evaluation.metrics["weighted_f1"]),
+                new_f1=evaluation.metrics.weighted_f1,
                 test_rows=len(test_split),
                 gate=gate or GateParams(),
                 fingerprint=stamp.fingerprint,
@@ -256,12 +257,13 @@ def evaluate_bundle(*, bundle: Path, data: Path, raw: Path, reports: Path) -> Ev
     return evaluation
 
 
-def _summary(metrics: dict[str, Any]) -> dict[str, float]:
+def _summary(metrics: HeldOutMetrics) -> dict[str, float]:
     out: dict[str, float] = {}
-    for modality, values in metrics["modalities"].items():
-        for key in ("weighted_f1", "macro_f1", "accuracy"):
-            out[f"test_{modality}_{key}"] = float(values[key])
-    out["test_weighted_f1"] = float(metrics["weighted_f1"])
+    for modality, values in metrics.modalities.items():
+        out[f"test_{modality}_weighted_f1"] = values.weighted_f1
+        out[f"test_{modality}_macro_f1"] = values.macro_f1
+        out[f"test_{modality}_accuracy"] = values.accuracy
+    out["test_weighted_f1"] = metrics.weighted_f1
     return out
 
 
@@ -277,13 +279,13 @@ def _metadata(
         model_version=f"{stamp}-{run_id[:8]}",
         categories=list(CATEGORIES),
         image_size=params.image_size,
-        text={
-            "input": "rakuten_core.text.product_text(designation, description)",
-            "normalizer": "rakuten_train.layers.TextNormalizer (Unicode lower, punctuation)",
-            "sequence_length": params.text.sequence_length,
-            "word_ngrams": params.text.word_ngrams,
-            "char_ngrams": [params.text.char_ngram_min, params.text.char_ngram_max],
-        },
+        text=TextSettings(
+            input="rakuten_core.text.product_text(designation, description)",
+            normalizer="rakuten_train.layers.TextNormalizer (Unicode lower, punctuation)",
+            sequence_length=params.text.sequence_length,
+            word_ngrams=params.text.word_ngrams,
+            char_ngrams=(params.text.char_ngram_min, params.text.char_ngram_max),
+        ),
         params=params.model_dump(mode="json"),
         metrics=evaluation.metrics,
         data_fingerprint=fingerprint,
