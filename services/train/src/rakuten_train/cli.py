@@ -16,9 +16,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
+from rakuten_core.bundle import read_metadata
+from rakuten_core.errors import DataValidationError, ModelUnavailableError
+from rakuten_core.job_metrics import JOB_EVALUATE, JOB_TRAIN, job_run
 from rakuten_train.cli_common import parse_set, start
+from rakuten_train.gate_params import load_gate_params
 from rakuten_train.loop_cli import loop_app
+from rakuten_train.loop_report import train_promotion_figures
+from rakuten_train.params import load_params
+
+# Imported by the commands that use them, not here: TensorFlow (rakuten_train.training,
+# rakuten_train.export, ~5 s) and MLflow (rakuten_train.reuse, ~2 s) would slow every
+# command's start and --help.
 
 app = typer.Typer(help="Rakuten training service: train and evaluate the multimodal model.")
 app.add_typer(loop_app)  # register, gate, promote, report-retrain: top-level commands
@@ -83,14 +94,7 @@ def train(
     better than the champion by more than the margin.
     """
     settings = start(verbose)
-    from pydantic import ValidationError  # noqa: PLC0415
-
-    from rakuten_core.errors import DataValidationError  # noqa: PLC0415
-    from rakuten_core.job_metrics import JOB_TRAIN, job_run  # noqa: PLC0415
-    from rakuten_train.gate_params import load_gate_params  # noqa: PLC0415
-    from rakuten_train.loop_report import train_promotion_figures  # noqa: PLC0415
-    from rakuten_train.params import load_params  # noqa: PLC0415
-    from rakuten_train.reuse import reuse_model  # noqa: PLC0415
+    from rakuten_train.reuse import reuse_model  # noqa: PLC0415  (MLflow)
 
     overrides = parse_set(set_ or [])
     if settings.registered_model_name and "registry.model_name" not in overrides:
@@ -196,10 +200,7 @@ def evaluate(
 ) -> None:
     """Evaluate a saved bundle on the held-out test split and write the reports."""
     settings = start(False)
-    from rakuten_core.bundle import read_metadata  # noqa: PLC0415
-    from rakuten_core.errors import DataValidationError, ModelUnavailableError  # noqa: PLC0415
-    from rakuten_core.job_metrics import JOB_EVALUATE, job_run  # noqa: PLC0415
-    from rakuten_train.training import evaluate_bundle  # noqa: PLC0415
+    from rakuten_train.training import evaluate_bundle  # noqa: PLC0415  (TensorFlow)
 
     reports = reports or settings.reports_dir
     bundle = bundle or settings.bundle_dir
@@ -243,7 +244,6 @@ def export(
     name this command. An existing export is replaced only once the new one passes its check.
     """
     settings = start(False)
-    from rakuten_core.errors import ModelUnavailableError  # noqa: PLC0415
     from rakuten_train.export.bundle import export_bundle  # noqa: PLC0415  (TensorFlow)
 
     target = bundle or settings.bundle_dir

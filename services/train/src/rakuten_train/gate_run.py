@@ -9,7 +9,6 @@ the model version's tags, and to a JSON file the Airflow DAG reads.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -157,11 +156,3 @@ def _record(client: MlflowClient, document: dict[str, Any], decision: Decision) 
             if value is not None:
                 client.log_metric(run_id, f"gate.{check.name}.{who}_weighted_f1", float(value))
     client.log_dict(run_id, document, "gate/gate.json")
-
-
-def write_document(document: dict[str, Any], out: Path) -> None:
-    """The gate's JSON, written whole (a reader never sees half a file)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(out)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from rakuten_core.text_spec import SPACE_MARK
@@ -209,8 +210,6 @@ class SublinearTfIdf(keras.layers.Layer):  # type: ignore[misc]  # keras is unty
 
     def set_document_frequencies(self, df: Any, n_docs: int) -> None:
         """Set ``idf`` from per-term document frequencies over ``n_docs`` training texts."""
-        import numpy as np  # noqa: PLC0415
-
         freq = np.asarray(df, dtype=np.float64)
         if freq.shape != (self.vocabulary_size,):
             raise ValueError(f"df has shape {freq.shape}, expected ({self.vocabulary_size},)")

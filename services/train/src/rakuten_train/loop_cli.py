@@ -20,14 +20,28 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
+import yaml
+from pydantic import ValidationError
 
+from rakuten_core.errors import (
+    BundleError,
+    DataValidationError,
+    InvalidInputError,
+    ModelUnavailableError,
+)
+from rakuten_core.job_metrics import push_run
 from rakuten_train.cli_common import parse_set, start
+from rakuten_train.gate_params import load_gate_params
+from rakuten_train.loop_report import retrain_run, schedule_figure
+from rakuten_train.params import load_params
+from rakuten_train.settings import TrainSettings
 
-if TYPE_CHECKING:
-    from rakuten_train.settings import TrainSettings
+# Imported by the commands that use them, not here: MLflow (rakuten_train.loop_registry,
+# mlflow.exceptions, ~2 s) and TensorFlow (rakuten_train.gate_run, ~5 s) would slow every
+# command's start, --help and report-retrain included.
 
 logger = logging.getLogger(__name__)
 EXIT_REFUSED = 3
@@ -45,17 +59,21 @@ TrackingOpt = Annotated[
 ParamsOpt = Annotated[Path | None, typer.Option(help="params.yaml [$RAKUTEN_PARAMS_FILE].")]
 
 
-def _emit(document: dict[str, Any], out: Path | None) -> None:
-    from rakuten_train.gate_run import write_document  # noqa: PLC0415
+def _write_document(document: dict[str, Any], out: Path) -> None:
+    """The JSON document, written whole (a reader never sees half a file)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(out)
 
+
+def _emit(document: dict[str, Any], out: Path | None) -> None:
     if out is not None:
-        write_document(document, out)
+        _write_document(document, out)
     typer.echo(json.dumps(document, default=str))
 
 
 def _model_name(explicit: str | None, params: Path) -> str:
-    from rakuten_train.params import load_params  # noqa: PLC0415
-
     return explicit or load_params(params).registry.model_name
 
 
@@ -63,8 +81,6 @@ def _begin(name: str | None, params: Path | None) -> tuple[TrainSettings, str, P
     """Settings (bad ones exit 2), logging, the registered model's name and the params file."""
     settings = start(True)
     params_file = params or settings.params_file
-    import yaml  # noqa: PLC0415
-
     try:
         model = _model_name(name or settings.registered_model_name, params_file)
     except (ValueError, yaml.YAMLError) as exc:  # pydantic's ValidationError is a ValueError
@@ -76,7 +92,7 @@ def _begin(name: str | None, params: Path | None) -> tuple[TrainSettings, str, P
 @contextmanager
 def _exit_codes(action: str, *bad_input: type[Exception]) -> Iterator[None]:
     """``bad_input`` errors exit 2 (``cannot <action>: ...``), MLflow's own failures exit 1."""
-    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415  (MLflow: see the imports)
 
     try:
         yield
@@ -98,9 +114,8 @@ def register(
 ) -> None:
     """Register the bundle's MLflow model as the `challenger` (reused if already registered)."""
     settings, model, _ = _begin(name, params)
-    from rakuten_core.errors import BundleError, InvalidInputError  # noqa: PLC0415
-    from rakuten_train.loop_registry import register_challenger  # noqa: PLC0415
-    from rakuten_train.loop_registry import tracking_uri as resolve_uri  # noqa: PLC0415
+    from rakuten_train.loop_registry import register_challenger  # noqa: PLC0415  (MLflow)
+    from rakuten_train.loop_registry import tracking_uri as resolve_uri  # noqa: PLC0415  (MLflow)
 
     with _exit_codes("register", InvalidInputError, BundleError):
         registered = register_challenger(
@@ -134,12 +149,8 @@ def gate(
     """Decide whether the challenger replaces the champion; record why (exit 0 yes, 3 no)."""
 
     settings, model, params_file = _begin(name, params)
-    from pydantic import ValidationError  # noqa: PLC0415
-
-    from rakuten_core.errors import DataValidationError, ModelUnavailableError  # noqa: PLC0415
-    from rakuten_train.gate_params import load_gate_params  # noqa: PLC0415
-    from rakuten_train.gate_run import GateInputs, run_gate  # noqa: PLC0415
-    from rakuten_train.loop_registry import tracking_uri as resolve_uri  # noqa: PLC0415
+    from rakuten_train.gate_run import GateInputs, run_gate  # noqa: PLC0415  (TensorFlow)
+    from rakuten_train.loop_registry import tracking_uri as resolve_uri  # noqa: PLC0415  (MLflow)
 
     try:
         gate_params = load_gate_params(params_file, parse_set(set_ or []))
@@ -187,9 +198,8 @@ def promote(
 ) -> None:
     """Point `champion` at VERSION, unless the champion moved since the gate (exit 2)."""
     settings, model, _ = _begin(name, params)
-    from rakuten_core.errors import InvalidInputError  # noqa: PLC0415
-    from rakuten_train.loop_registry import promote as move_champion  # noqa: PLC0415
-    from rakuten_train.loop_registry import tracking_uri as resolve_uri  # noqa: PLC0415
+    from rakuten_train.loop_registry import promote as move_champion  # noqa: PLC0415  (MLflow)
+    from rakuten_train.loop_registry import tracking_uri as resolve_uri  # noqa: PLC0415  (MLflow)
 
     with _exit_codes("promote", InvalidInputError):
         previous = move_champion(
@@ -222,9 +232,6 @@ def report_retrain(
 ) -> None:
     """Push the retrain's figures to the Pushgateway ($RAKUTEN_PUSHGATEWAY_URL)."""
     settings = start(True)
-    from rakuten_core.job_metrics import push_run  # noqa: PLC0415
-    from rakuten_train.loop_report import retrain_run, schedule_figure  # noqa: PLC0415
-
     if outcome not in ("promoted", "refused", "failed"):
         typer.echo(f"--outcome must be promoted, refused or failed, got {outcome!r}", err=True)
         raise typer.Exit(2)

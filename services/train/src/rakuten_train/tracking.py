@@ -22,6 +22,7 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
+from rakuten_core.registry import resolve_bundle
 from rakuten_train import aliases, loop_registry
 from rakuten_train.gate import fixed_split_check
 from rakuten_train.gate_params import GateParams
@@ -163,8 +164,6 @@ def register_and_promote(
     except mlflow.exceptions.MlflowException:
         current = None
     if current is not None:
-        from rakuten_core.registry import resolve_bundle  # noqa: PLC0415
-
         try:
             champion_f1 = float(champion_score(resolve_bundle(f"models:/{name}@{CHAMPION}")))
         except Exception as exc:  # any failure to read the champion means it cannot compete

@@ -20,6 +20,7 @@ from typing import Any
 
 import keras
 import mlflow
+import numpy as np
 import tensorflow as tf
 
 from rakuten_core.bundle import BundleMetadata
@@ -242,8 +243,6 @@ def champion_f1(bundle_dir: Path, test: Split) -> float:
 
 
 def _relabel(labels: Any, target: CategoryIndex) -> Any:
-    import numpy as np  # noqa: PLC0415
-
     canonical = CategoryIndex(CATEGORIES)
     return np.asarray([target.index_of(canonical.code_of(int(i))) for i in labels], dtype=np.int64)
 
