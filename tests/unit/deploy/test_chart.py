@@ -310,6 +310,9 @@ def test_serve_probes_use_the_apis_health_routes() -> None:
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] in routes
     assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    # serve does not retry a model it could not load: a pod is restarted until it has one
+    assert container["startupProbe"]["httpGet"]["path"] == "/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
 
 
 def test_services_select_their_deployments_and_name_their_ports() -> None:
