@@ -235,6 +235,8 @@ def test_a_replica_killed_under_load_costs_no_request_and_no_record(
         f"{missing[:5]}"
     )
     assert len(records) == len(set(records))
-    # beyond the 200s, only what wrk had sent when its time ran out (one per connection at most)
-    assert len(set(records) - set(ok_ids)) <= CONNECTIONS
+    # beyond the 200s, only what wrk had sent when its time ran out (one per connection at most),
+    # and the failed requests: a record is journaled before its answer, so a request whose
+    # answer the kill cut off may be recorded (seen: 1 read error, 9 = 8 + 1 such records)
+    assert len(set(records) - set(ok_ids)) <= CONNECTIONS + failed
     assert set(now.values()) == reached, (now, reached)
