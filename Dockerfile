@@ -3,18 +3,23 @@
 #   docker build --build-arg PACKAGE=serve --target serve -t rakuten-serve .
 # docker-compose.yml passes both; tests/integration/test_compose_config.py checks they agree.
 #
-# The uv multi-stage pattern: the lock and the pyproject files first, so a change of the code
-# reuses the dependency layer; the code after; the final stage gets the virtual environment
-# only (the packages installed as wheels: no uv, no sources, no build tools). Only train
-# installs TensorFlow; serve and predict run the model's ONNX export.
+# The uv multi-stage pattern, with the dependencies keyed by the package's own closure: the
+# `requirements` stage exports from uv.lock the pinned, hashed wheels of this package alone; the
+# `builder` installs them in a layer that Docker reuses as long as that export is unchanged, so a
+# lock change elsewhere (a dev tool, another service's dependency) rebuilds no image that does
+# not use it. The code comes after, then `uv sync` checks the environment against the lock. The
+# final stage gets the virtual environment only (the packages installed as wheels: no uv, no
+# sources, no build tools). Only train installs TensorFlow; serve and predict run the model's
+# ONNX export.
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
-FROM ${PYTHON_IMAGE} AS builder
+FROM ${PYTHON_IMAGE} AS uv
 RUN python3 -m pip install --no-cache-dir --disable-pip-version-check "uv==0.13.9"
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
-# declared after the uv install: that layer is the same for every package
+
+FROM uv AS requirements
 ARG PACKAGE
 RUN case "${PACKAGE}" in data|train|predict|serve|monitor) ;; \
       *) echo "build with --build-arg PACKAGE=data|train|predict|serve|monitor (got '${PACKAGE}')" >&2; \
@@ -23,7 +28,18 @@ RUN case "${PACKAGE}" in data|train|predict|serve|monitor) ;; \
 COPY uv.lock pyproject.toml ./
 COPY libs/core/pyproject.toml libs/core/
 COPY services/${PACKAGE}/pyproject.toml services/${PACKAGE}/
-RUN uv sync --frozen --no-dev --no-install-workspace --package "rakuten-${PACKAGE}"
+RUN uv export --frozen --no-dev --no-emit-workspace --no-header --no-annotate \
+    --package "rakuten-${PACKAGE}" --output-file /requirements.txt
+
+FROM uv AS builder
+COPY --from=requirements /requirements.txt /src/requirements.txt
+RUN uv venv --quiet /app/.venv \
+    && uv pip install --quiet --python /app/.venv/bin/python --require-hashes --no-deps \
+       -r /src/requirements.txt
+ARG PACKAGE
+COPY uv.lock pyproject.toml ./
+COPY libs/core/pyproject.toml libs/core/
+COPY services/${PACKAGE}/pyproject.toml services/${PACKAGE}/
 COPY libs/core/src libs/core/src
 COPY services/${PACKAGE}/src services/${PACKAGE}/src
 RUN uv sync --frozen --no-dev --no-editable --package "rakuten-${PACKAGE}"

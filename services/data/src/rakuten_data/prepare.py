@@ -250,7 +250,7 @@ def prepare(
     for name in dataset.SPLITS:
         table = _table(parts[name])
         tmp = out / f".{name}.parquet.tmp"
-        table.to_parquet(tmp, index=False, engine="pyarrow")
+        table.to_parquet(tmp, index=False, engine="fastparquet")
         tmp.replace(out / f"{name}.parquet")
         report.splits[name] = _summary(table)
     labels = pd.concat([parts[name][dataset.LABEL_COLUMN] for name in dataset.SPLITS])
