@@ -191,7 +191,7 @@ def ours(
 
 
 def _split(frame: pd.DataFrame) -> Any:
-    from rakuten_train.pipeline import Split
+    from rakuten_train.splits import Split
 
     return Split(
         texts=frame["text"].to_numpy(dtype=object),

@@ -42,7 +42,8 @@ def main() -> None:
     from rakuten_data.sample import SampleSpec, write_sample
     from rakuten_train.model import build_model, compile_model
     from rakuten_train.params import load_params
-    from rakuten_train.pipeline import decode_or_blank, load_split, make_dataset
+    from rakuten_train.pipeline import make_dataset
+    from rakuten_train.splits import decode_or_blank, load_split
 
     params = load_params(ROOT / "params.yaml", {"deterministic": False})
     keras.utils.set_random_seed(params.seed)

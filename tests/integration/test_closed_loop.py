@@ -84,7 +84,8 @@ from tests.utils.serve_app import (
     settings_env,
 )
 
-# about 15 minutes on an idle 2-core machine (three retrains, TensorFlow imported ~25 times)
+# about 5.5 minutes on an idle 2-core machine: four trainings (the champion, three retrains),
+# the only processes that import TensorFlow (evaluation and the gate score the ONNX export)
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.integration,
@@ -482,7 +483,7 @@ def test_dags_test_refuses_a_challenger_that_misses_the_margin_and_the_champion_
         stack,
         "2026-03-01",
         {},
-        train={**LEARNS, "epochs": 2},
+        train={**LEARNS, "epochs": 1},  # any challenger misses a 0.5 margin
         gate={"test_margin": 0.5, "holdout_min_rows": HOLDOUT_MIN},
         timing="dags_test_refused_s",
     )
@@ -519,7 +520,7 @@ def test_dags_test_promotes_a_challenger_that_passes_and_every_worker_serves_it(
         stack,
         "2026-04-01",
         {"trigger": "alertmanager", "alerts": [DRIFT_ALERT]},
-        train={**LEARNS, "epochs": 3},
+        train={**LEARNS, "epochs": 2},  # new params: dvc repro trains again
         gate={"test_margin": -1.0, "holdout_margin": 1.0, "holdout_min_rows": HOLDOUT_MIN},
         timing="dags_test_promoted_s",
     )

@@ -1,5 +1,5 @@
 """Only training installs and imports TensorFlow: every other package's modules load without it
-(nor scikit-learn, nor SciPy).
+(nor scikit-learn, nor SciPy); in training, evaluating and gating a saved bundle load it neither.
 
 Each package's modules are all imported in a fresh interpreter (imports are cached per process,
 so the test process, where training's tests have imported Keras, cannot tell), then the
@@ -48,3 +48,34 @@ def test_importing_every_module_loads_no_tensorflow(package: str) -> None:
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(report["modules"]) > 3, report["modules"]  # the walk found the package's modules
     assert set(HEAVY) & set(report["loaded"]) == set(), package
+
+
+# training's modules that score a saved bundle (its ONNX export): the evaluate command, the gate
+# and the loop's commands start without TensorFlow, which only fitting and exporting need
+TRAIN_WITHOUT_TENSORFLOW = (
+    "rakuten_train.cli",
+    "rakuten_train.loop_cli",
+    "rakuten_train.evaluation",
+    "rakuten_train.gate_run",
+    "rakuten_train.reports",
+)
+
+
+def test_evaluating_and_gating_a_bundle_load_no_tensorflow() -> None:
+    probe = (
+        "import importlib, json, sys\n"
+        "for name in sys.argv[1:]: importlib.import_module(name)\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [sys.executable, "-c", probe, *TRAIN_WITHOUT_TENSORFLOW],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert "rakuten_train" in loaded
+    assert {"tensorflow", "keras", "tf2onnx"} & loaded == set()

@@ -15,8 +15,8 @@ from rakuten_core.drift import build_reference
 from rakuten_core.errors import DataValidationError
 from rakuten_core.scoring import classification_metrics, codes_of, modality_metrics
 from rakuten_train.evaluation import Evaluation, evaluate_model, scores
-from rakuten_train.pipeline import Split
 from rakuten_train.reports import REPORT_FILES, write_reports
+from rakuten_train.splits import Split
 
 INDEX = CategoryIndex(CATEGORIES)
 
@@ -92,3 +92,67 @@ def test_rewriting_reports_leaves_a_hardlinked_copy_alone(tmp_path: Path) -> Non
         assert (cache / name).read_bytes() == before[name], name
         assert (cache / name).stat().st_ino != (out / name).stat().st_ino
     assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)  # no staging left
+
+
+class _Recording:
+    """A :class:`rakuten_core.bundle.ProbabilityModel` that keeps every batch it is fed and
+    answers class 0 for a product with an image, else class 1 when it has text, else class 2."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.batches: list[dict[str, np.ndarray]] = []
+
+    def predict_proba(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        self.batches.append({k: np.array(v, copy=True) for k, v in inputs.items()})
+        texts = np.asarray(inputs["text"]).reshape(-1)
+        has = np.asarray(inputs["has_image"]).reshape(-1)
+        answer = [0 if h else (1 if str(t) else 2) for t, h in zip(texts, has, strict=True)]
+        return np.eye(27, dtype=np.float32)[answer]
+
+
+def test_each_modality_feeds_the_inputs_serving_builds_and_images_are_decoded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    import rakuten_train.splits as splits
+
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"{i}.jpg"
+        Image.new("RGB", (20, 10), (200, 40 * i, 0)).save(path)
+        paths.append(str(path))
+    split = Split(
+        texts=np.asarray(["a", "b", "c"], dtype=object),
+        image_paths=np.asarray([*paths, ""], dtype=object),  # the third has no image
+        labels=np.asarray([0, 0, 1], dtype=np.int64),
+    )
+    decoded: list[str] = []
+    real = splits.decode_or_blank
+
+    def counting(path: str, size: int) -> tuple[np.ndarray, float]:
+        decoded.append(path)
+        return real(path, size)
+
+    monkeypatch.setattr(splits, "decode_or_blank", counting)
+    model = _Recording()
+
+    evaluation = evaluate_model(model, split, INDEX, image_size=8, batch_size=2)
+
+    assert sorted(decoded) == sorted([*paths, ""])  # once per row, for every modality
+    fused, text_only, image_only = model.batches[0:2], model.batches[2:4], model.batches[4:6]
+    assert len(model.batches) == 6  # 3 modalities x batches of 2 + 1
+    assert [b["text"].reshape(-1).tolist() for b in fused] == [["a", "b"], ["c"]]
+    assert [b["has_image"].reshape(-1).tolist() for b in fused] == [[1.0, 1.0], [0.0]]
+    assert fused[0]["image"].shape == (2, 8, 8, 3) and fused[0]["image"].any()
+    assert not fused[1]["image"].any()  # the missing image is the blank one
+    assert all(not b["has_image"].any() and not b["image"].any() for b in text_only)
+    assert [b["text"].reshape(-1).tolist() for b in image_only] == [["", ""], [""]]
+    assert [b["has_image"].reshape(-1).tolist() for b in image_only] == [[1.0, 1.0], [0.0]]
+    # fused answers 0, 0, 1 = the labels; text-only answers 1 everywhere; image-only 0, 0, 2
+    assert evaluation.metrics.weighted_f1 == pytest.approx(1.0)
+    assert evaluation.probs["text_only"].argmax(axis=1).tolist() == [1, 1, 1]
+    assert evaluation.probs["image_only"].argmax(axis=1).tolist() == [0, 0, 2]
+    no_image = evaluation.reference.features["no_image"]
+    assert (no_image.labels, no_image.counts) == (["false", "true"], [2, 1])  # the decoded two

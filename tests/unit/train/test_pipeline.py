@@ -17,7 +17,8 @@ from rakuten_core.errors import DataValidationError  # noqa: E402
 from rakuten_core.image import decode_image  # noqa: E402
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT, model_inputs  # noqa: E402
 from rakuten_core.text import product_text  # noqa: E402
-from rakuten_train.pipeline import class_weights, load_split, make_dataset  # noqa: E402
+from rakuten_train.pipeline import class_weights, make_dataset  # noqa: E402
+from rakuten_train.splits import load_split  # noqa: E402
 from tests.utils.bundles import SmallData, make_small_data  # noqa: E402
 
 SIZE = 48

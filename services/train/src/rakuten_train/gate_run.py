@@ -23,11 +23,11 @@ from rakuten_core.categories import CATEGORIES, CategoryIndex
 from rakuten_core.errors import ModelUnavailableError, RakutenError
 from rakuten_core.registry import resolve_bundle
 from rakuten_train.aliases import CHAMPION
+from rakuten_train.evaluation import bundle_f1
 from rakuten_train.gate import Decision, decide, fixed_split_check, holdout_check
 from rakuten_train.gate_params import GateParams
 from rakuten_train.holdout import load_holdout
-from rakuten_train.pipeline import Split, load_split
-from rakuten_train.training import champion_f1 as bundle_f1
+from rakuten_train.splits import Split, load_split
 
 logger = logging.getLogger(__name__)
 

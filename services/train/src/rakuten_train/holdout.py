@@ -19,7 +19,7 @@ from rakuten_core.categories import CATEGORIES, CategoryIndex
 from rakuten_core.dataset import LABEL_COLUMN, image_filename
 from rakuten_core.errors import DataValidationError
 from rakuten_core.text import product_text
-from rakuten_train.pipeline import Split
+from rakuten_train.splits import Split
 
 logger = logging.getLogger(__name__)
 

@@ -149,7 +149,7 @@ def gate(
     """Decide whether the challenger replaces the champion; record why (exit 0 yes, 3 no)."""
 
     settings, model, params_file = _begin(name, params)
-    from rakuten_train.gate_run import GateInputs, run_gate  # noqa: PLC0415  (TensorFlow)
+    from rakuten_train.gate_run import GateInputs, run_gate  # noqa: PLC0415  (MLflow, pandas)
     from rakuten_train.loop_registry import tracking_uri as resolve_uri  # noqa: PLC0415  (MLflow)
 
     try:

@@ -1,92 +1,23 @@
-"""The ``tf.data`` input pipeline: prepared parquet + image files -> the model's input tensors.
+"""Training's ``tf.data`` input pipeline: a prepared split -> the model's input tensors.
 
 Texts come from the ``text`` column (already :func:`rakuten_core.text.product_text` output);
-images are decoded by :func:`rakuten_core.image.decode_image_file`, the function serving and
-batch prediction use, called through ``tf.numpy_function`` in a parallel ``map``. Decoded images
-can be cached in memory after the first pass (``cache_images``), then batches are prefetched.
-A missing (``image_path == ""``) or undecodable image gives the blank image and
-``has_image = 0``, as :func:`rakuten_core.inputs.model_inputs` does for ``None``.
+images are decoded by :func:`rakuten_train.splits.decode_or_blank` (serving's decode function),
+called through ``tf.numpy_function`` in a parallel ``map``. Decoded images can be cached in
+memory after the first pass (``cache_images``), then batches are prefetched. Reading the splits
+lives in :mod:`rakuten_train.splits`, which evaluation uses without TensorFlow.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 from numpy.typing import NDArray
 
-from rakuten_core.categories import CATEGORIES, CategoryIndex
-from rakuten_core.dataset import LABEL_COLUMN, PROCESSED_COLUMNS
-from rakuten_core.errors import DataValidationError, RakutenError
-from rakuten_core.image import blank_image, decode_image_file
 from rakuten_core.inputs import HAS_IMAGE_INPUT, IMAGE_INPUT, TEXT_INPUT
-
-logger = logging.getLogger(__name__)
-
-Modality = Literal["fused", "text_only", "image_only"]
-MODALITIES: tuple[Modality, ...] = ("fused", "text_only", "image_only")
-
-
-@dataclass(frozen=True)
-class Split:
-    """One prepared split, as arrays the pipeline slices."""
-
-    texts: NDArray[np.object_]
-    image_paths: NDArray[np.object_]  # absolute, "" when missing
-    labels: NDArray[np.int64]  # index in the bundle's category order
-    descriptions: NDArray[np.object_] | None = None  # raw descriptions, for drift references
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-def load_split(
-    processed: str | Path, split: str, raw: str | Path, categories: CategoryIndex | None = None
-) -> Split:
-    """Read ``<processed>/<split>.parquet``; labels re-derived from ``prdtypecode``."""
-    file = Path(processed) / f"{split}.parquet"
-    if not file.is_file():
-        raise DataValidationError(f"{file} not found: run `rakuten-data prepare` first")
-    frame = pd.read_parquet(file)
-    missing = [c for c in ("text", "image_path", LABEL_COLUMN) if c not in frame.columns]
-    if missing:
-        raise DataValidationError(f"{file} lacks columns {missing}; expected {PROCESSED_COLUMNS}")
-    index = categories or CategoryIndex(CATEGORIES)
-    try:
-        labels = np.asarray([index.index_of(int(c)) for c in frame[LABEL_COLUMN]], dtype=np.int64)
-    except KeyError as exc:
-        raise DataValidationError(f"{file}: {exc.args[0]}") from None
-    raw_dir = Path(raw).resolve()
-    paths = [str(raw_dir / p) if isinstance(p, str) and p else "" for p in frame["image_path"]]
-    texts = frame["text"].fillna("").astype(str).to_numpy(dtype=object)
-    descriptions = (
-        frame["description"].fillna("").astype(str).to_numpy(dtype=object)
-        if "description" in frame.columns
-        else None
-    )
-    return Split(
-        texts=texts,
-        image_paths=np.asarray(paths, dtype=object),
-        labels=labels,
-        descriptions=descriptions,
-    )
-
-
-def decode_or_blank(path: str, size: int) -> tuple[NDArray[np.uint8], float]:
-    """Decoded image and 1.0, or the blank image and 0.0 when missing or unreadable."""
-    if not path:
-        return blank_image(size), 0.0
-    try:
-        return decode_image_file(path, size=size), 1.0
-    except (RakutenError, OSError) as exc:
-        logger.warning("image %s unusable, treated as missing: %s", path, exc)
-        return blank_image(size), 0.0
+from rakuten_train.splits import Modality, Split, decode_or_blank
 
 
 def _decoder(size: int) -> Callable[[Any], tuple[NDArray[np.uint8], NDArray[np.float32]]]:

@@ -20,7 +20,6 @@ from typing import Any
 
 import keras
 import mlflow
-import numpy as np
 import tensorflow as tf
 
 from rakuten_core.bundle import BundleMetadata
@@ -29,14 +28,15 @@ from rakuten_core.categories import CATEGORIES, CategoryIndex
 from rakuten_core.dataset import REPORT_FILE
 from rakuten_core.job_stamp import JobStamp, clear_stamp, write_stamp
 from rakuten_train import tracking
-from rakuten_train.evaluation import Evaluation, evaluate_model, predict_split, scores
-from rakuten_train.export.bundle import load_keras_bundle, save_bundle
+from rakuten_train.evaluation import Evaluation, bundle_f1, evaluate_model
+from rakuten_train.export.bundle import stage_bundle
 from rakuten_train.gate_params import GateParams
 from rakuten_train.model import build_model, compile_model
 from rakuten_train.params import TrainParams
-from rakuten_train.pipeline import Split, class_weights, load_split, make_dataset
+from rakuten_train.pipeline import class_weights, make_dataset
 from rakuten_train.reports import write_reports
 from rakuten_train.reuse import train_stamp
+from rakuten_train.splits import load_split
 
 logger = logging.getLogger(__name__)
 
@@ -175,10 +175,15 @@ def train(
         )
         epochs_run = len(history.history.get("loss", []))
 
-        evaluation = evaluate_model(model, test_split, categories, image_size=params.image_size)
-        write_reports(evaluation, categories, reports)
-        metadata = _metadata(params, evaluation, fingerprint, commit, run_id)
-        save_bundle(bundle_out, model, metadata)
+        # the export is staged, checked against the model, and evaluated: the figures are the
+        # served model's (the evaluate command and the gate score a saved bundle the same way)
+        with stage_bundle(model, params.image_size, near=bundle_out) as staged:
+            evaluation = evaluate_model(
+                staged.runtime(), test_split, categories, image_size=params.image_size
+            )
+            write_reports(evaluation, categories, reports)
+            metadata = _metadata(params, evaluation, fingerprint, commit, run_id)
+            staged.save(bundle_out, metadata)
         _log.log_metrics(_summary(evaluation.metrics))
         _log.log_metric("epochs_run", epochs_run)
         promotion = None
@@ -194,7 +199,7 @@ def train(
                 test_rows=len(test_split),
                 gate=gate or GateParams(),
                 fingerprint=stamp.fingerprint,
-                champion_score=lambda path: champion_f1(path, test_split),
+                champion_score=lambda path: bundle_f1(path, test_split),
             )
             mlflow.set_tags(
                 {
@@ -225,35 +230,6 @@ class _NoTracking:
 
     def __getattr__(self, name: str) -> Any:
         return lambda *args, **kwargs: None
-
-
-def champion_f1(bundle_dir: Path, test: Split) -> float:
-    """Weighted F1 of another bundle on ``test`` (fused inputs), with its own categories."""
-    bundle = load_keras_bundle(bundle_dir)  # evaluation runs the Keras model
-    relabelled = Split(
-        texts=test.texts,
-        image_paths=test.image_paths,
-        labels=_relabel(test.labels, bundle.categories),
-    )
-    size = bundle.image_size
-    probs = predict_split(
-        bundle.model, relabelled, image_size=size, batch_size=128, modality="fused"
-    )
-    return float(scores(relabelled.labels, probs.argmax(axis=1), bundle.categories)["weighted_f1"])
-
-
-def _relabel(labels: Any, target: CategoryIndex) -> Any:
-    canonical = CategoryIndex(CATEGORIES)
-    return np.asarray([target.index_of(canonical.code_of(int(i))) for i in labels], dtype=np.int64)
-
-
-def evaluate_bundle(*, bundle: Path, data: Path, raw: Path, reports: Path) -> Evaluation:
-    """Re-evaluate a saved bundle on the test split and write the reports (no training)."""
-    loaded = load_keras_bundle(bundle)  # evaluation runs the Keras model
-    test = load_split(data, "test", raw, loaded.categories)
-    evaluation = evaluate_model(loaded.model, test, loaded.categories, image_size=loaded.image_size)
-    write_reports(evaluation, loaded.categories, reports)
-    return evaluation
 
 
 def _summary(metrics: HeldOutMetrics) -> dict[str, float]:

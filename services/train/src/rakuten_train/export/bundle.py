@@ -1,17 +1,23 @@
 """Training's side of the bundle: save the Keras model with its ONNX export, load it back.
 
-:func:`save_bundle` writes ``model.keras`` (without optimizer state) and ``serving/`` (the
-export, checked against the model, :mod:`rakuten_train.export.serving`) through
-:func:`rakuten_core.bundle.write_bundle`. :func:`load_keras_bundle` gives evaluation the Keras
-model behind the same :class:`~rakuten_core.bundle.Bundle` interface serving uses with ONNX.
+:func:`stage_bundle` writes ``model.keras`` (without optimizer state) and ``serving/`` (the
+export, checked against the model, :mod:`rakuten_train.export.serving`) into a staging
+directory, where training evaluates the export before it knows the bundle's metadata;
+:meth:`StagedBundle.save` then writes the bundle through
+:func:`rakuten_core.bundle.write_bundle`. :func:`save_bundle` does both at once.
+:func:`load_keras_bundle` gives the parity checks the Keras model behind the same
+:class:`~rakuten_core.bundle.Bundle` interface serving uses with ONNX.
 :func:`export_bundle` writes ``serving/`` for a bundle saved before the export existed (the
 command ``rakuten-train export`` that :func:`rakuten_core.bundle.load_bundle` names).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,7 @@ from rakuten_core.bundle import (
     SERVING_DIR,
     Bundle,
     BundleMetadata,
+    OnnxRuntime,
     check_classes,
     read_metadata,
     write_bundle,
@@ -68,27 +75,66 @@ def inference_model(model: Any) -> Any:
     return keras.Model(model.input, model.output, name=model.name)
 
 
+class StagedBundle:
+    """A bundle's model files before its metadata: ``model.keras`` and, unless left out, the
+    checked ONNX export, in a staging directory beside the bundle's path."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def runtime(self) -> OnnxRuntime:
+        """The export, loaded as serving loads it (what evaluation scores)."""
+        return OnnxRuntime.load(self.directory / SERVING_DIR)
+
+    def save(self, path: str | Path, metadata: BundleMetadata) -> Path:
+        """Move the files into the bundle at ``path``, written atomically with ``metadata``."""
+
+        def fill(staging: Path) -> None:
+            for entry in self.directory.iterdir():
+                os.replace(entry, staging / entry.name)
+
+        return write_bundle(path, metadata, fill)
+
+
+@contextmanager
+def stage_bundle(
+    model: Any, image_size: int, *, near: str | Path, serving: bool = True
+) -> Iterator[StagedBundle]:
+    """Stage ``model`` (without optimizer state) and its export for a bundle at ``near``.
+
+    The staging directory is beside ``near`` (so that saving moves files instead of copying
+    them) and is removed on leaving, saved or not. With ``serving`` (the default), the ONNX
+    export serving and batch prediction load is written and checked against ``model``;
+    ``serving=False`` stages a bundle as saved before the export existed (tests of the refusal
+    and of ``rakuten-train export``).
+    """
+    target = Path(near)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix=f".{target.name}-model-", dir=target.parent))
+    try:
+        inference_model(model).save(directory / MODEL_FILE)
+        if serving:
+            export_serving(directory / MODEL_FILE, directory, image_size)
+        yield StagedBundle(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def save_bundle(
     path: str | Path, model: Any, metadata: BundleMetadata, *, serving: bool = True
 ) -> Path:
     """Write ``model`` (without optimizer state) and ``metadata`` to ``path`` atomically.
 
     With ``serving`` (the default), also the ONNX export serving and batch prediction load,
-    checked against ``model``. ``serving=False`` writes a bundle as saved before the export
-    existed (tests of the refusal and of ``rakuten-train export``). An existing bundle at
-    ``path`` is replaced.
+    checked against ``model`` (:func:`stage_bundle`). An existing bundle at ``path`` is
+    replaced.
     """
-
-    def fill(staging: Path) -> None:
-        inference_model(model).save(staging / MODEL_FILE)
-        if serving:
-            export_serving(staging / MODEL_FILE, staging, metadata.image_size)
-
-    return write_bundle(path, metadata, fill)
+    with stage_bundle(model, metadata.image_size, near=path, serving=serving) as staged:
+        return staged.save(path, metadata)
 
 
 def load_keras_bundle(path: str | Path) -> KerasBundle:
-    """The bundle at ``path`` with its Keras model (``bundle.model``), for evaluation.
+    """The bundle at ``path`` with its Keras model (``bundle.model``), for the parity checks.
 
     Raises:
         BundleError: files missing or corrupt, or a model inconsistent with its metadata.
