@@ -202,14 +202,30 @@ class _DecodePool:
             self._restart(
                 f"a decode process died before CSV lines {rows[0].line}-{rows[-1].line} were queued"
             )
+        try:
             return self._submit(rows)
+        except BrokenProcessPool as exc:  # the new pool broke at once: result() counts it
+            failed: Future[list[PreparedRow]] = Future()
+            failed.set_exception(exc)
+            return [failed]
 
     def _submit(self, rows: list[ProductRow]) -> list[Future[list[PreparedRow]]]:
         step = -(-len(rows) // self._workers)  # one chunk per process
-        return [
-            self._pool.submit(prepare_rows, rows[i : i + step], self._images_dir, self._image_size)
-            for i in range(0, len(rows), step)
-        ]
+        try:
+            return [
+                self._pool.submit(
+                    prepare_rows, rows[i : i + step], self._images_dir, self._image_size
+                )
+                for i in range(0, len(rows), step)
+            ]
+        except OSError as exc:
+            # CPython 3.11: a submit that starts a process to replace a dead one pickles the
+            # call queue for it, and can race the executor's thread that is marking the pool
+            # broken and closing that queue's pipe (OSError "handle is closed"). The pool is
+            # broken all the same: the chunks already queued fail with it, decoded again.
+            raise BrokenProcessPool(
+                f"the decode pool broke while a batch was queued: {exc}"
+            ) from exc
 
     def _restart(self, event: str) -> None:
         logger.warning("%s; starting new decode processes", event)
