@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -34,10 +35,10 @@ print(json.dumps({"modules": names, "loaded": loaded}))
 """
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-def test_importing_every_module_loads_no_tensorflow(package: str) -> None:
+def _fresh_interpreter(code: str, *args: str) -> Any:
+    """Run ``code`` in a new interpreter; the JSON of the last line it prints."""
     result = subprocess.run(  # noqa: S603 - fixed arguments
-        [sys.executable, "-c", _IMPORT_ALL, package],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -45,7 +46,12 @@ def test_importing_every_module_loads_no_tensorflow(package: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_importing_every_module_loads_no_tensorflow(package: str) -> None:
+    report = _fresh_interpreter(_IMPORT_ALL, package)
     assert len(report["modules"]) > 3, report["modules"]  # the walk found the package's modules
     assert set(HEAVY) & set(report["loaded"]) == set(), package
 
@@ -67,15 +73,6 @@ def test_evaluating_and_gating_a_bundle_load_no_tensorflow() -> None:
         "for name in sys.argv[1:]: importlib.import_module(name)\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
-    result = subprocess.run(  # noqa: S603 - fixed arguments
-        [sys.executable, "-c", probe, *TRAIN_WITHOUT_TENSORFLOW],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    loaded = set(_fresh_interpreter(probe, *TRAIN_WITHOUT_TENSORFLOW))
     assert "rakuten_train" in loaded
     assert {"tensorflow", "keras", "tf2onnx"} & loaded == set()
